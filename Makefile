@@ -1,0 +1,54 @@
+# sharpeyes: `make demo` runs the system on demo cameras, `make test` installs what the tests need and runs them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_TEST_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+                 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test lint bench system-deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"sharpeyes needs Python 3.11+, {sys.executable} is {sys.version.split()[0]}: set PYTHON=python3.11"'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
+	  else echo "Python's venv module is missing: run  sudo apt-get install -y python3-venv"; exit 1; fi; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint]'
+	@touch $@
+
+venv: $(STAMP) ## create .venv and install sharpeyes with its test and lint tools
+
+system-deps: ## install the GStreamer RTSP server the tests use (apt, as root; otherwise prints the command)
+	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer, Gst; Gst.init(None); assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'h264parse', 'rtph264pay', 'multifilesrc'))" 2>/dev/null; then \
+	  echo "GStreamer RTSP server: present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing the GStreamer RTSP server (apt-get)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_TEST_PKGS); \
+	else \
+	  echo "The tests need GStreamer's RTSP server. Run:"; \
+	  echo "  sudo apt-get install -y --no-install-recommends $(APT_TEST_PKGS)"; exit 1; \
+	fi
+
+demo: $(STAMP) ## run API, worker and embedded Valkey on demo cameras; prints the wall's URL
+	$(VENV)/bin/sharpeyes demo
+
+test: $(STAMP) system-deps ## install test dependencies and run the test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) system-deps ## run the benchmarks (long) and print their tables
+	$(PY) -m benchmarks
+
+clean: ## remove the virtualenv and runtime data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""Snapshots: JPEGs of the alerting frame, privacy-masked, behind one small store interface."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from detectors.motion import BBox
+from detectors.zones import Zone, apply_privacy
+
+_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+class SnapshotStore(Protocol):
+    """Where snapshots live; the filesystem by default, an object store later."""
+
+    def put(self, alert_id: str, jpeg: bytes) -> None: ...
+    def get(self, alert_id: str) -> bytes | None: ...
+    def purge(self, older_than_s: float) -> int: ...
+
+
+class FileSnapshotStore:
+    """Snapshots as files under ``root``, two-level fan-out so no directory grows past a few thousand."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, alert_id: str) -> Path:
+        if not _ID.match(alert_id):
+            raise ValueError(f"alert id {alert_id!r} is not a hex id")
+        return self.root / alert_id[:2] / f"{alert_id}.jpg"
+
+    def put(self, alert_id: str, jpeg: bytes) -> None:
+        """Write atomically: a reader sees the whole JPEG or none, even after a crash mid-write."""
+        path = self._path(alert_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(jpeg)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def get(self, alert_id: str) -> bytes | None:
+        """The JPEG, or None if it was never taken or has expired."""
+        try:
+            return self._path(alert_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def purge(self, older_than_s: float) -> int:
+        """Delete snapshots older than ``older_than_s`` seconds; returns how many."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.root.glob("*/*.jpg"):
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def render_snapshot(
+    frame_bgr: npt.NDArray[np.uint8], zones: tuple[Zone, ...], bbox: BBox | None, quality: int
+) -> bytes:
+    """Privacy-mask ``frame_bgr`` (in place), draw the alert box, and encode it as JPEG."""
+    apply_privacy(frame_bgr, zones)
+    if bbox is not None:
+        height, width = frame_bgr.shape[:2]
+        x0, y0, x1, y1 = bbox
+        thickness = max(2, width // 320)
+        cv2.rectangle(
+            frame_bgr,
+            (int(x0 * width), int(y0 * height)),
+            (int(x1 * width), int(y1 * height)),
+            (0, 0, 255),
+            thickness,
+        )
+    ok, buf = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for a frame of shape {frame_bgr.shape}")
+    return bytes(buf)

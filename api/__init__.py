@@ -1,0 +1,1 @@
+"""HTTP: the camera registry, alerts, the wall page; every endpoint but /healthz behind a role."""

@@ -1,0 +1,1 @@
+"""Cameras to frames: the camera registry, stream readers and the worker pool."""

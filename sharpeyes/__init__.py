@@ -1,0 +1,1 @@
+"""sharpeyes: the command-line entry point (wiring only; the work lives in the other packages)."""

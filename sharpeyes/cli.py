@@ -1,0 +1,208 @@
+"""``sharpeyes``: start the services, manage tokens, run the demo. Wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+import uvicorn
+
+from api.app import create_app
+from api.auth import Role, TokenStore
+from config.embedded import embedded_redis
+from config.settings import Settings, SettingsError, load_settings
+from ingest.worker import WorkerPool
+
+log = logging.getLogger("sharpeyes")
+
+EPILOG = """\
+Settings come from SHARPEYES_* environment variables and an optional TOML file (--config or
+SHARPEYES_CONFIG); `sharpeyes settings` lists them all with their defaults. With SHARPEYES_REDIS_URL
+unset, an embedded Valkey server is started under the data directory.
+"""
+
+
+@contextmanager
+def _redis_url(settings: Settings) -> Iterator[str]:
+    if settings.redis_url is not None:
+        yield settings.redis_url
+    else:
+        with embedded_redis(settings.data_dir) as url:
+            yield url
+
+
+def _check_redis(url: str) -> None:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        raise SystemExit(f"error: cannot reach Redis at {url}: {exc}. Check SHARPEYES_REDIS_URL.") from None
+
+
+def _serve(settings: Settings, url: str, pool: WorkerPool | None) -> None:
+    app = create_app(settings, url)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    print(f"sharpeyes API:   {base}/docs", flush=True)
+    print(f"alert wall:      {base}/wall#token=<viewer token>", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning"))
+    try:
+        server.run()
+    finally:
+        if pool is not None:
+            pool.stop()
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """API and workers in one command on one machine."""
+    with _redis_url(settings) as url:
+        _check_redis(url)
+        pool = WorkerPool(settings, url)
+        pool.start()
+        _serve(settings, url, pool)
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    """The API and the wall only."""
+    with _redis_url(settings) as url:
+        _check_redis(url)
+        _serve(settings, url, None)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Worker processes only."""
+    with _redis_url(settings) as url:
+        _check_redis(url)
+        pool = WorkerPool(settings, url)
+        pool.start()
+        print(f"sharpeyes: {settings.worker_procs} worker process(es) on {url}; Ctrl-C stops them", flush=True)
+        try:
+            pool.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            pool.stop()
+    return 0
+
+
+def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    """Create, list or revoke API tokens."""
+    with _redis_url(settings) as url:
+        _check_redis(url)
+        store = TokenStore(redis.Redis.from_url(url))
+        if args.tokens_cmd == "create":
+            try:
+                token = store.create(args.name, Role(args.role))
+            except ValueError as exc:
+                raise SystemExit(f"error: {exc}") from None
+            print(token)
+            print(f"token {args.name!r} ({args.role}) created; it is shown only this once", file=sys.stderr)
+        elif args.tokens_cmd == "list":
+            for p in store.list():
+                print(f"{p.name}\t{p.role.value}")
+        elif args.tokens_cmd == "revoke":
+            if not store.revoke(args.name):
+                raise SystemExit(f"error: no token named {args.name!r} (see `sharpeyes tokens list`)")
+            print(f"token {args.name!r} revoked", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """The whole system on demo cameras, with a viewer token for the wall."""
+    from ingest.demo import demo_specs, install_demo
+    from ingest.registry import CameraRegistry
+
+    with _redis_url(settings) as url:
+        _check_redis(url)
+        client = redis.Redis.from_url(url)
+        print("preparing demo cameras (the first run encodes the synthetic clips)...", flush=True)
+        specs = demo_specs(args.clips, settings.data_dir / "demo")
+        ids = install_demo(CameraRegistry(client), specs)
+        store = TokenStore(client)
+        tokens = {}
+        for name, role in (("demo-wall", Role.VIEWER), ("demo-admin", Role.ADMIN)):
+            store.revoke(name)
+            tokens[role] = store.create(name, role)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        print(f"\n{len(ids)} demo cameras registered: {', '.join(ids)}")
+        print(f"\n  alert wall:  {base}/wall#token={tokens[Role.VIEWER]}")
+        print(f"  API docs:    {base}/docs   (admin token: {tokens[Role.ADMIN]})")
+        print(f"  Redis:       {url}")
+        print("\nAlerts appear within a minute. Ctrl-C stops everything.\n", flush=True)
+        pool = WorkerPool(settings, url)
+        pool.start()
+        _serve(settings, url, pool)
+    return 0
+
+
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    """Print every setting, its environment variable, current value and meaning."""
+    for name, field in Settings.model_fields.items():
+        print(f"SHARPEYES_{name.upper():<26} = {getattr(settings, name)!s:<14} {field.description or ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="sharpeyes",
+        description="City-scale camera ingest, motion detection and alerting.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: $SHARPEYES_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="API and workers together on this machine")
+    run.add_argument("--procs", type=int, help="worker processes (default: SHARPEYES_WORKER_PROCS or 1)")
+    run.set_defaults(func=cmd_run)
+
+    api = sub.add_parser("api", help="the HTTP API and the alert wall")
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="worker processes that watch the cameras")
+    worker.add_argument("--procs", type=int, help="worker processes (default: SHARPEYES_WORKER_PROCS or 1)")
+    worker.set_defaults(func=cmd_worker)
+
+    tokens = sub.add_parser("tokens", help="API tokens: create, list, revoke")
+    tsub = tokens.add_subparsers(dest="tokens_cmd", required=True, metavar="ACTION")
+    create = tsub.add_parser("create", help="create a token and print it once")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role], help="what the token may do")
+    create.add_argument("--name", required=True, help="who or what holds it (unique)")
+    tsub.add_parser("list", help="list tokens (names and roles, never the tokens)")
+    revoke = tsub.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    tokens.set_defaults(func=cmd_tokens)
+
+    demo = sub.add_parser("demo", help="run everything on demo cameras and print the wall's URL")
+    demo.add_argument("--clips", type=Path, default=Path("demo"), help="folder of the committed demo clips")
+    demo.set_defaults(func=cmd_demo)
+
+    settings = sub.add_parser("settings", help="list all settings with their current values")
+    settings.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sharpeyes`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config_file = args.config or (Path(os.environ["SHARPEYES_CONFIG"]) if os.environ.get("SHARPEYES_CONFIG") else None)
+    overrides = {"worker_procs": args.procs} if getattr(args, "procs", None) else {}
+    try:
+        settings = load_settings(config_file, **overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(settings, args)
+    return result
