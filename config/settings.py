@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     snapshot_retention_days: int = Field(default=30, ge=1, le=3650, description="Snapshots older are deleted.")
     snapshot_quality: int = Field(default=85, ge=10, le=100, description="JPEG quality of snapshots.")
 
+    # --- ingest engine: idle/active decoding, pool, reconnects (add new ingest settings below) ---
+
+    # --- detectors: lighting, tamper, loitering, storm caps (add new detector settings below) ---
+
+    # --- registry, onboarding, access control (add new registry settings below) ---
+
+    # --- incidents: outbox, retention, aggregation, consumer (add new incident settings below) ---
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:

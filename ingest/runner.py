@@ -15,8 +15,9 @@ import av
 import redis
 
 from config.settings import Settings
-from detectors.events import Event, EventParams, EventPhase, EventTracker
-from detectors.motion import MotionDetector, MotionParams
+from detectors.analyzer import AnalyzerConfig, CameraAnalyzer
+from detectors.events import Event, EventParams, EventPhase
+from detectors.motion import MotionParams
 from detectors.zones import privacy_mask
 from ingest.backoff import OpenBudget, backoff_delay
 from ingest.cameras import Camera, CameraState
@@ -37,8 +38,7 @@ class DetectionConfig:
     reader: ReaderOptions
     detect_width: int
     analysis_interval_s: float
-    motion: MotionParams
-    events: EventParams
+    analyzer: AnalyzerConfig
     health_interval_s: float
 
     @classmethod
@@ -48,12 +48,14 @@ class DetectionConfig:
             reader=ReaderOptions(open_timeout_s=s.open_timeout_s, read_timeout_s=s.read_timeout_s),
             detect_width=s.detect_width,
             analysis_interval_s=1.0 / s.analysis_fps,
-            motion=MotionParams(threshold=s.motion_threshold, zone_min_fraction=s.zone_min_fraction),
-            events=EventParams(
-                min_duration_s=s.event_min_duration_s,
-                end_quiet_s=s.event_end_quiet_s,
-                cooldown_s=s.event_cooldown_s,
-                zone_min_fraction=s.zone_min_fraction,
+            analyzer=AnalyzerConfig(
+                motion=MotionParams(threshold=s.motion_threshold, zone_min_fraction=s.zone_min_fraction),
+                events=EventParams(
+                    min_duration_s=s.event_min_duration_s,
+                    end_quiet_s=s.event_end_quiet_s,
+                    cooldown_s=s.event_cooldown_s,
+                    zone_min_fraction=s.zone_min_fraction,
+                ),
             ),
             health_interval_s=s.health_interval_s,
         )
@@ -166,8 +168,7 @@ class CameraRunner:
         """Decode and analyse until the stream ends or the runner stops; True if any frame arrived."""
         cfg = self.config
         camera = self.camera
-        detector = MotionDetector(camera.zones, cfg.motion)
-        tracker = EventTracker(camera.id, cfg.events)
+        analyzer = CameraAnalyzer(camera.id, camera.zones, cfg.analyzer)
         next_analysis = 0.0
         got_frame = False
         source: tuple[int, int] | None = None
@@ -196,10 +197,10 @@ class CameraRunner:
                 if mask is not None:
                     small[mask] = 0
                 self._analysed += 1
-                result = detector.process(LumaFrame(camera.id, now, small, frame.key_frame))
-                for event in tracker.update(result):
-                    self._sink(event, camera, cfg.motion.name, frame if event.phase is EventPhase.START else None)
+                analysis = analyzer.process(LumaFrame(camera.id, now, small, frame.key_frame))
+                for event in analysis.events:
+                    self._sink(event, camera, analysis.params, frame if event.phase is EventPhase.START else None)
         finally:
-            for event in tracker.flush(time.time()):
-                self._sink(event, camera, cfg.motion.name, None)
+            for event in analyzer.flush(time.time()):
+                self._sink(event, camera, cfg.analyzer.motion.name, None)
         return got_frame

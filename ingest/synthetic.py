@@ -178,11 +178,10 @@ def _background(spec: SceneSpec) -> npt.NDArray[np.int16]:
         cv2.line(img, (jx, y_top - (jx * h) // (30 * w)), (jx + w // 40, y_bot), (128, 128, 132), 1)
 
     # Multi-scale texture over everything: large blotches (lighting), medium (dirt), fine (grain).
-    gray_tex = (
-        14.0 * _smooth_noise(rng, h, w, 64)
-        + 8.0 * _smooth_noise(rng, h, w, 12)
-        + 5.0 * _smooth_noise(rng, h, w, 3)
-    )
+    coarse = 14.0 * _smooth_noise(rng, h, w, 64)
+    medium = 8.0 * _smooth_noise(rng, h, w, 12)
+    fine = 5.0 * _smooth_noise(rng, h, w, 3)
+    gray_tex = coarse + medium + fine
     img += gray_tex[..., None]
     img += 4.0 * _smooth_noise(rng, h, w, 24)[..., None] * np.array([1.0, -0.5, -0.5], np.float32)
 
@@ -233,9 +232,8 @@ def _sprite(spec: SceneSpec, obj: MovingObject, index: int, bg_mean: float) -> _
 
     base = bg_mean + obj.brightness_delta
     tint = rng.uniform(-25, 25, 3).astype(np.float32)
-    tex = 10.0 * _smooth_noise(rng, ph, pw, max(2, pw // 3)) + 5.0 * _smooth_noise(
-        rng, ph, pw, 1 if pw < 8 else 2
-    )
+    blotches = 10.0 * _smooth_noise(rng, ph, pw, max(2, pw // 3))
+    tex = blotches + 5.0 * _smooth_noise(rng, ph, pw, 1 if pw < 8 else 2)
     color = np.empty((ph, pw, 3), np.float32)
     color[:] = base + tint
     color += tex[..., None]
@@ -436,9 +434,8 @@ def write_clip(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        encode_h264(
-            render_frames(spec), tmp, spec.width, spec.height, spec.fps, keyint, bitrate_kbps, container
-        )
+        frames = render_frames(spec)
+        encode_h264(frames, tmp, spec.width, spec.height, spec.fps, keyint, bitrate_kbps, container)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -449,12 +446,26 @@ def write_clip(
 # Standard clips
 
 _QUIET_SCENE = SceneSpec(
-    width=640, height=360, fps=25, duration_s=12.0, noise_sigma=2.5, seed=7, light_drift=3.0
+    width=640,
+    height=360,
+    fps=25,
+    duration_s=12.0,
+    noise_sigma=2.5,
+    seed=7,
+    light_drift=3.0,
 )
 
 # One person-sized object (6 % wide, 25 % tall) crossing the middle left to right from 4 s to 9 s.
 _WALKER = MovingObject(
-    start_s=4.0, end_s=9.0, x0=0.08, y0=0.6, x1=0.92, y1=0.6, w=0.06, h=0.25, brightness_delta=-45.0
+    start_s=4.0,
+    end_s=9.0,
+    x0=0.08,
+    y0=0.6,
+    x1=0.92,
+    y1=0.6,
+    w=0.06,
+    h=0.25,
+    brightness_delta=-45.0,
 )
 
 _BUSY_OBJECTS = (

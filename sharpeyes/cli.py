@@ -6,8 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -15,9 +14,10 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import Role, TokenStore
-from config.embedded import embedded_redis
 from config.settings import Settings, SettingsError, load_settings
 from ingest.worker import WorkerPool
+from sharpeyes import cmd_cameras, cmd_cases, cmd_detect
+from sharpeyes.common import check_redis, redis_url
 
 log = logging.getLogger("sharpeyes")
 
@@ -26,22 +26,6 @@ Settings come from SHARPEYES_* environment variables and an optional TOML file (
 SHARPEYES_CONFIG); `sharpeyes settings` lists them all with their defaults. With SHARPEYES_REDIS_URL
 unset, an embedded Valkey server is started under the data directory.
 """
-
-
-@contextmanager
-def _redis_url(settings: Settings) -> Iterator[str]:
-    if settings.redis_url is not None:
-        yield settings.redis_url
-    else:
-        with embedded_redis(settings.data_dir) as url:
-            yield url
-
-
-def _check_redis(url: str) -> None:
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
-    except redis.RedisError as exc:
-        raise SystemExit(f"error: cannot reach Redis at {url}: {exc}. Check SHARPEYES_REDIS_URL.") from None
 
 
 def _serve(settings: Settings, url: str, pool: WorkerPool | None) -> None:
@@ -59,8 +43,8 @@ def _serve(settings: Settings, url: str, pool: WorkerPool | None) -> None:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """API and workers in one command on one machine."""
-    with _redis_url(settings) as url:
-        _check_redis(url)
+    with redis_url(settings) as url:
+        check_redis(url)
         pool = WorkerPool(settings, url)
         pool.start()
         _serve(settings, url, pool)
@@ -69,16 +53,16 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     """The API and the wall only."""
-    with _redis_url(settings) as url:
-        _check_redis(url)
+    with redis_url(settings) as url:
+        check_redis(url)
         _serve(settings, url, None)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Worker processes only."""
-    with _redis_url(settings) as url:
-        _check_redis(url)
+    with redis_url(settings) as url:
+        check_redis(url)
         pool = WorkerPool(settings, url)
         pool.start()
         print(f"sharpeyes: {settings.worker_procs} worker process(es) on {url}; Ctrl-C stops them", flush=True)
@@ -93,8 +77,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     """Create, list or revoke API tokens."""
-    with _redis_url(settings) as url:
-        _check_redis(url)
+    with redis_url(settings) as url:
+        check_redis(url)
         store = TokenStore(redis.Redis.from_url(url))
         if args.tokens_cmd == "create":
             try:
@@ -118,8 +102,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from ingest.demo import demo_specs, install_demo
     from ingest.registry import CameraRegistry
 
-    with _redis_url(settings) as url:
-        _check_redis(url)
+    with redis_url(settings) as url:
+        check_redis(url)
         client = redis.Redis.from_url(url)
         print("preparing demo cameras (the first run encodes the synthetic clips)...", flush=True)
         specs = demo_specs(args.clips, settings.data_dir / "demo")
@@ -187,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     settings = sub.add_parser("settings", help="list all settings with their current values")
     settings.set_defaults(func=cmd_settings)
+
+    cmd_detect.add_commands(sub)
+    cmd_cameras.add_commands(sub)
+    cmd_cases.add_commands(sub)
     return parser
 
 

@@ -111,7 +111,11 @@ def gst_available() -> str | None:
     )
     try:
         result = subprocess.run(
-            [SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30, check=False
+            [SYSTEM_PYTHON, "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return GST_APT_INSTALL
@@ -145,7 +149,12 @@ class _ManagedProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def _spawn(
-        self, argv: list[str], *, stdout: int | IO[bytes], stderr: IO[bytes], cwd: Path | None
+        self,
+        argv: list[str],
+        *,
+        stdout: int | IO[bytes],
+        stderr: IO[bytes],
+        cwd: Path | None,
     ) -> None:
         self._proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, cwd=cwd)
         self._paused = False

@@ -16,7 +16,6 @@ import av.error
 import pytest
 import redis
 
-from ingest.synthetic import standard_clip
 from tests.peers import (
     RedisServerProcess,
     RtspServer,
@@ -27,17 +26,13 @@ from tests.peers import (
 
 OPTIONS = {"rtsp_transport": "tcp", "timeout": "5000000", "analyzeduration": "500000"}
 
-_missing_gst = gst_available()
-needs_gst = pytest.mark.skipif(_missing_gst is not None, reason=f"GStreamer RTSP server missing: {_missing_gst}")
-
-
-@pytest.fixture(scope="module")
-def walker_h264(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return standard_clip("walker", tmp_path_factory.mktemp("clips") / "walker.h264")
+# The conftest's need_gst fails (never skips) with the apt-get command when GStreamer is missing.
+needs_gst = pytest.mark.usefixtures("need_gst")
 
 
 @pytest.fixture
 def server(walker_h264: Path) -> Iterator[RtspServer]:
+    """A server with two mounts of the conftest's cached walker clip (raw H.264)."""
     with RtspServer({"walker": walker_h264, "/second": walker_h264}) as srv:
         yield srv
 

@@ -56,7 +56,7 @@ def _analyse(path: Path) -> dict[str, object]:
     count = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        info = {
+        info: dict[str, object] = {
             "width": stream.codec_context.width,
             "height": stream.codec_context.height,
             "pix_fmt": stream.codec_context.pix_fmt,
