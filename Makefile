@@ -8,7 +8,7 @@ APT_TEST_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
                  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint bench system-deps clean
+.PHONY: help venv demo test lint bench docs system-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ lint: $(STAMP) ## ruff and mypy --strict
 
 bench: $(STAMP) system-deps ## run the benchmarks (long) and print their tables
 	$(PY) -m benchmarks
+
+docs: $(STAMP) ## regenerate the README's settings table from config/settings.py
+	$(PY) -m config.doc README.md
 
 clean: ## remove the virtualenv and runtime data
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
