@@ -64,6 +64,24 @@ def live_launch(width: int, height: int, fps: int) -> str:
     )
 
 
+def _pts_from_dts(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+    buf = info.get_buffer()
+    if buf is not None and buf.pts == Gst.CLOCK_TIME_NONE:
+        buf.pts = buf.dts
+    return Gst.PadProbeReturn.OK
+
+
+def _on_file_media_configure(
+    _factory: GstRtspServer.RTSPMediaFactory,
+    media: GstRtspServer.RTSPMedia,
+) -> None:
+    # h264parse only interpolates DTS for an untimestamped byte stream and leaves PTS unset, so
+    # rtph264pay would send every frame with the same RTP timestamp (clients then see pts 0 forever).
+    # The clips have no B-frames, so PTS = DTS is exact.
+    pay = media.get_element().get_by_name("pay0")
+    pay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, _pts_from_dts)
+
+
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__,
@@ -114,23 +132,26 @@ def main(argv: list[str]) -> int:
         auth = _make_auth(args.user, args.password)
         server.set_auth(auth)
 
-    launches: list[tuple[str, str]] = []
+    launches: list[tuple[str, str, bool]] = []
     for name, value in args.mount:
         fps = "25"
         match = _FPS_SUFFIX.match(value)
         if match:
             value, fps = match["body"], match["fps"]
-        launches.append((name, file_launch(os.path.abspath(value), fps)))
+        launches.append((name, file_launch(os.path.abspath(value), fps), True))
     for name, value in args.live:
         match = _LIVE_SPEC.match(value)
         if not match:
             raise SystemExit(f"--live expects /name=WIDTHxHEIGHT@FPS, got {value!r}")
-        launches.append((name, live_launch(int(match["w"]), int(match["h"]), int(match["fps"] or 15))))
+        launch = live_launch(int(match["w"]), int(match["h"]), int(match["fps"] or 15))
+        launches.append((name, launch, False))
 
-    for name, launch in launches:
+    for name, launch, is_file in launches:
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
         factory.set_shared(True)
+        if is_file:
+            factory.connect("media-configure", _on_file_media_configure)
         if auth is not None:
             factory.set_permissions(_user_permissions())
         mounts.add_factory(name, factory)

@@ -30,6 +30,10 @@ server stalled (SIGSTOP) before open     ``av.error.InvalidDataError`` "Invalid 
 server killed (SIGKILL) while reading    no exception: the decode/demux loop just ends (EOF)
 =======================================  ==============================================================
 
+Timing: frames from a file mount carry RTP timestamps that advance by one frame duration (90 kHz
+clock) across the file's loop; the very first decoded frame has ``pts`` None. A killed-and-restarted
+server starts a new timeline.
+
 So a stall cannot be told from a protocol error by class alone at open time (InvalidDataError), and a
 dead server cannot be told from a finished stream at all: the reader must treat an unexpected EOF on a
 live camera as a disconnect.

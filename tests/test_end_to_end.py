@@ -39,33 +39,30 @@ def system(tmp_path: Path, redis_url: str, rclient: redis.Redis) -> Iterator[str
         SHARPEYES_HEALTH_INTERVAL_S="0.5",
         SHARPEYES_EVENT_END_QUIET_S="2",
     )
-    log = open(tmp_path / "run.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "sharpeyes", "run"], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    with open(tmp_path / "run.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "sharpeyes", "run"], env=env, stdout=log, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("sharpeyes run did not start:\n" + (tmp_path / "run.log").read_text())
+            time.sleep(0.2)
+        yield base
+        proc.send_signal(signal.SIGINT)
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            pytest.fail("sharpeyes run did not start:\n" + (tmp_path / "run.log").read_text())
-        time.sleep(0.2)
-    yield base
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("sharpeyes run did not stop within 20 s of Ctrl-C")
-    log.close()
+            pytest.fail("sharpeyes run did not stop within 20 s of Ctrl-C")
 
 
-def test_camera_to_case_queue(
-    need_gst: None, system: str, walker_h264: Path, rclient: redis.Redis
-) -> None:
+def test_camera_to_case_queue(need_gst: None, system: str, walker_h264: Path, rclient: redis.Redis) -> None:
     operator = TokenStore(rclient).create("e2e-operator", Role.OPERATOR)
     viewer = TokenStore(rclient).create("e2e-viewer", Role.VIEWER)
     with RtspServer({"street": walker_h264}) as rtsp:

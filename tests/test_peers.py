@@ -5,6 +5,7 @@ Also pins down which PyAV exception each RTSP failure raises (see the table in t
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -70,6 +71,11 @@ def test_read_50_frames(server: RtspServer) -> None:
     frames = _read(server.url("/walker"), 50)
     assert len(frames) == 50
     assert (frames[0].width, frames[0].height) == (640, 360)
+    # RTP timestamps advance one frame duration per frame (90 kHz clock, 25 fps); the first is unset.
+    pts = [f.pts for f in frames[1:]]
+    assert None not in pts
+    steps = {b - a for a, b in itertools.pairwise(pts)}  # type: ignore[operator]
+    assert steps == {3600}, steps
     # Shared media: a second mount and a second client on the same one both play.
     assert len(_read(server.url("second"), 5)) == 5
     assert len(_read(server.url("walker"), 5)) == 5

@@ -75,7 +75,7 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("api_port = = 1\n")
-    with pytest.raises(SettingsError, match="broken.toml"):
+    with pytest.raises(SettingsError, match=r"broken\.toml"):
         load_settings(broken)
 
 
