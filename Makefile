@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
 	  else echo "Python's venv module is missing: run  sudo apt-get install -y python3-venv"; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,lint]'
+	@echo "installing sharpeyes and its dependencies into $(VENV) (log: $(VENV)/pip.log)..."
+	@$(PY) -m pip install -q --upgrade pip > $(VENV)/pip.log 2>&1 && \
+	  $(PY) -m pip install -q -e '.[test,lint]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
 	@touch $@
 
 venv: $(STAMP) ## create .venv and install sharpeyes with its test and lint tools

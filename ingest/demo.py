@@ -14,6 +14,7 @@ VTEST_CLIP = "vtest-excerpt.mp4"
 
 def demo_specs(repo_demo_dir: Path, work_dir: Path) -> list[CameraSpec]:
     """Specs of the demo cameras; synthetic clips are generated into ``work_dir`` on first use."""
+    work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     walker = standard_clip("walker", work_dir / "walker.mp4")
     vtest = (repo_demo_dir / VTEST_CLIP).resolve()

@@ -192,5 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result: int = args.func(settings, args)
+    try:
+        result: int = args.func(settings, args)
+    except KeyboardInterrupt:
+        # Uvicorn re-raises Ctrl-C after its graceful shutdown; everything was stopped by then.
+        print("sharpeyes: stopped", file=sys.stderr)
+        return 0
     return result
