@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# GStreamer's RTSP server (the tests' RTSP peer); ffmpeg for ipycam (the ONVIF emulator) and iproute2 for the
+# loopback-only network namespace the WS-Discovery test runs in.
 APT_TEST_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-                 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+                 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly ffmpeg iproute2
 PYTEST_ARGS ?=
 
 .PHONY: help venv demo test lint bench docs system-deps clean
@@ -26,14 +28,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install sharpeyes with its test and lint tools
 
-system-deps: ## install the GStreamer RTSP server the tests use (apt, as root; otherwise prints the command)
-	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer, Gst; Gst.init(None); assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'h264parse', 'rtph264pay', 'multifilesrc'))" 2>/dev/null; then \
-	  echo "GStreamer RTSP server: present"; \
+system-deps: ## install the test peers' system packages (apt, as root; otherwise prints the command)
+	@if command -v ffmpeg >/dev/null && command -v ip >/dev/null && /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer, Gst; Gst.init(None); assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'h264parse', 'rtph264pay', 'multifilesrc'))" 2>/dev/null; then \
+	  echo "test peers (GStreamer RTSP server, ffmpeg, iproute2): present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "installing the GStreamer RTSP server (apt-get)..."; \
+	  echo "installing the test peers (apt-get): $(APT_TEST_PKGS)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_TEST_PKGS); \
 	else \
-	  echo "The tests need GStreamer's RTSP server. Run:"; \
+	  echo "The tests need GStreamer's RTSP server, ffmpeg and iproute2. Run:"; \
 	  echo "  sudo apt-get install -y --no-install-recommends $(APT_TEST_PKGS)"; exit 1; \
 	fi
 

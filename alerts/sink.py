@@ -1,62 +1,214 @@
-"""The worker's end of the alert path: event to alert, snapshot taken, alert published."""
+"""The worker's end of the alert path: event to alert, snapshot and clip taken, alert stored durably.
+
+``AlertSink.emit`` is called from the camera threads. With an outbox (``AlertSink.from_settings``, the normal
+case) it returns once the alert is fsynced to the worker's outbox: that is the acknowledgement. Publishing to
+Redis happens on the sink's drain thread (``alerts/drain.py``). Without an outbox (the plain constructor,
+kept as the benchmark baseline) it publishes directly and loses the alert if Redis stays away for ~6 s.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
-import numpy.typing as npt
 import redis
 
-from alerts.models import Alert
+from alerts.clips import ClipConfig, ClipRecorders, FileClipStore, clip_dir
+from alerts.drain import DrainConfig, Drainer, outbox_dir
+from alerts.models import Alert, clip_path, snapshot_path
+from alerts.outbox import Outbox, OutboxFull
 from alerts.publisher import AlertPublisher
-from alerts.snapshots import SnapshotStore, render_snapshot
+from alerts.snapshots import FileSnapshotStore, SnapshotStore, snapshot_dir, snapshot_jpeg
 from detectors.events import Event, EventPhase
 from ingest.cameras import Camera
 
+if TYPE_CHECKING:
+    from config.settings import Settings
+
 log = logging.getLogger(__name__)
 
-# Publishing retries: 0.2 s, then 0.4 s, ... up to 5 tries (about 6 s in all), enough to ride out a
-# Redis failover; beyond that the alert is logged as lost until the durable outbox lands (issue 6).
+# Direct mode only: 0.2 s, then 0.4 s, ... up to 5 tries (about 6 s in all), enough to ride out a failover.
 PUBLISH_TRIES = 5
 PUBLISH_FIRST_DELAY_S = 0.2
+# Open events whose snapshot and clip references are remembered for their later messages: far more than a
+# worker's cameras times their zones, a bound only against events that never end (a detector bug).
+MAX_OPEN_EVENTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStatus:
+    """What the sink has accepted and what it could not."""
+
+    accepted: int
+    rejected: int
+    outbox_depth: int
+    outbox_full: bool
+    redis_outage: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Media:
+    snapshot: str | None
+    clip: str | None
 
 
 class AlertSink:
-    """Turns events into published alerts. Shared by every camera thread of a worker; thread-safe."""
+    """Turns events into stored alerts. Shared by every camera thread of a worker; thread-safe."""
 
-    def __init__(self, publisher: AlertPublisher, snapshots: SnapshotStore, jpeg_quality: int) -> None:
+    def __init__(
+        self,
+        publisher: AlertPublisher,
+        snapshots: SnapshotStore,
+        jpeg_quality: int,
+        *,
+        outbox: Outbox | None = None,
+        client: redis.Redis | None = None,
+        clips: ClipRecorders | None = None,
+        drain_config: DrainConfig | None = None,
+        clusters: bool = False,
+        retention_s: float | None = None,
+        worker: str | None = None,
+    ) -> None:
         self._publisher = publisher
         self._snapshots = snapshots
         self._quality = jpeg_quality
+        self._outbox = outbox
+        self.clips = clips
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        # Snapshot and clip references of open events, so their update and end messages carry them too.
+        self._media: dict[str, _Media] = {}
+        self._alarm = False
         self.published = 0
+        self.accepted = 0
         self.failed = 0
+        self.drainer: Drainer | None = None
+        if outbox is not None:
+            if client is None:
+                raise ValueError("an outbox needs the Redis client its drain publishes with")
+            housekeeping = []
+            if retention_s is not None:
+                housekeeping.append(lambda: snapshots.purge(retention_s))
+                if clips is not None:
+                    housekeeping.append(lambda: clips.store.purge(retention_s))
+            self.drainer = Drainer(
+                outbox,
+                publisher,
+                client,
+                worker=worker,
+                config=drain_config,
+                clusters=clusters,
+                housekeeping=housekeeping,
+            )
+            self.drainer.start()
+        else:
+            log.warning("alert sink without an outbox: alerts are lost if Redis is away for more than ~6 s")
 
-    def close(self) -> None:
-        """Stop waiting in retries (shutdown)."""
-        self._stop.set()
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        client: redis.Redis,
+        worker: str | None = None,
+        drain_config: DrainConfig | None = None,
+    ) -> AlertSink:
+        """The sink a worker runs: durable outbox, drain thread, snapshots, clips, retention, aggregation."""
+        clips = None
+        if settings.clips_enabled:
+            clips = ClipRecorders(FileClipStore(clip_dir(settings)), ClipConfig.from_settings(settings))
+        return cls(
+            AlertPublisher.from_settings(settings, client),
+            FileSnapshotStore(snapshot_dir(settings)),
+            settings.snapshot_quality,
+            outbox=Outbox.claim(outbox_dir(settings.data_dir), settings.outbox_quota_bytes),
+            client=client,
+            clips=clips,
+            drain_config=drain_config,
+            clusters=settings.incident_cluster_radius_m > 0,
+            retention_s=settings.snapshot_retention_days * 86400.0,
+            worker=worker,
+        )
+
+    # --- the camera threads' side ---------------------------------------------------------------------------
 
     def emit(self, event: Event, camera: Camera, params: str, frame: av.VideoFrame | None) -> Alert:
-        """Publish ``event``; on its start, ``frame`` (full resolution) becomes the snapshot."""
-        snapshot = False
+        """Store ``event`` as an alert; on its start, ``frame`` (full resolution) becomes the snapshot.
+
+        Returns once the alert is durable in the outbox (or, without one, published). Never raises for Redis
+        or disk trouble: a full outbox raises the alarm and counts the alert as rejected.
+        """
         alert = Alert.from_event(event, camera, params, snapshot=False)
-        if event.phase is EventPhase.START and frame is not None:
-            # The only colour conversion in the worker: once per event, at full resolution.
-            bgr = cast(npt.NDArray[np.uint8], frame.to_ndarray(format="bgr24", threads=1))
-            self._snapshots.put(alert.id, render_snapshot(bgr, camera.zones, event.bbox, self._quality))
-            snapshot = True
-        if snapshot:
-            alert = alert.model_copy(update={"snapshot": f"/api/v1/alerts/{alert.id}/snapshot"})
+        media = self._media_for(alert, event, camera, frame)
+        if media.snapshot or media.clip:
+            alert = alert.model_copy(update={"snapshot": media.snapshot, "clip": media.clip})
+        if self._outbox is None:
+            self._publish_direct(alert, camera)
+            return alert
+        try:
+            self._outbox.append(alert.model_dump_json())
+        except OutboxFull as exc:
+            self.failed += 1
+            self._raise_alarm(alert, camera, exc)
+            return alert
+        self.accepted += 1
+        if self._alarm and not self._outbox.full:
+            self._alarm = False
+            log.warning("outbox below its quota again; %d alert(s) were refused while full", self._outbox.rejected)
+        if self.drainer is not None:
+            self.drainer.wake()
+        return alert
+
+    def _media_for(self, alert: Alert, event: Event, camera: Camera, frame: av.VideoFrame | None) -> _Media:
+        if event.phase is not EventPhase.START:
+            with self._lock:
+                if event.phase is EventPhase.UPDATE:
+                    media = self._media.get(alert.id)
+                else:
+                    media = self._media.pop(alert.id, None)
+            if event.phase is EventPhase.END and self.clips is not None:
+                self.clips.event_ended(camera.id, alert.id)
+            return media or _Media(None, None)
+        snapshot = None
+        if frame is not None:
+            try:
+                self._snapshots.put(alert.id, snapshot_jpeg(frame, camera.zones, event.bbox, self._quality))
+                snapshot = snapshot_path(alert.id)
+            except (OSError, ValueError, av.FFmpegError) as exc:
+                log.warning("alert %s of camera %s: no snapshot: %s", alert.id, camera.id, exc)
+        clip = None
+        if self.clips is not None and self.clips.event_started(camera.id, alert.id, event.start_s):
+            clip = clip_path(alert.id)
+        media = _Media(snapshot, clip)
+        with self._lock:
+            self._media[alert.id] = media
+            if len(self._media) > MAX_OPEN_EVENTS:  # an event whose end never came: forget the oldest
+                del self._media[next(iter(self._media))]
+        return media
+
+    def _raise_alarm(self, alert: Alert, camera: Camera, exc: OutboxFull) -> None:
+        if not self._alarm:
+            self._alarm = True
+            log.critical(
+                "OUTBOX FULL: alert %s of camera %s (%s) was NOT stored: %s. Redis has been unreachable long "
+                "enough to fill the outbox quota; restore Redis or raise SHARPEYES_OUTBOX_QUOTA_BYTES.",
+                alert.id,
+                camera.id,
+                alert.type.value,
+                exc,
+            )
+        else:
+            log.error("outbox full: alert %s of camera %s not stored", alert.id, camera.id)
+
+    def _publish_direct(self, alert: Alert, camera: Camera) -> None:
         delay = PUBLISH_FIRST_DELAY_S
         for attempt in range(PUBLISH_TRIES):
             try:
                 self._publisher.publish(alert)
                 self.published += 1
-                return alert
+                return
             except redis.RedisError as exc:
                 log.warning("publishing alert %s failed (try %d): %s", alert.id, attempt + 1, exc)
                 if self._stop.wait(delay):
@@ -64,4 +216,39 @@ class AlertSink:
                 delay *= 2
         self.failed += 1
         log.error("alert %s of camera %s was not published", alert.id, camera.id)
-        return alert
+
+    # --- status and shutdown --------------------------------------------------------------------------------
+
+    def status(self) -> SinkStatus:
+        """Counts and alarms, for health reports and tests."""
+        outbox = self._outbox
+        return SinkStatus(
+            accepted=self.accepted,
+            rejected=outbox.rejected if outbox is not None else self.failed,
+            outbox_depth=self.drainer.depth() if self.drainer is not None else 0,
+            outbox_full=outbox.full if outbox is not None else False,
+            redis_outage=self.drainer is not None and self.drainer.outage_since is not None,
+        )
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (everything published and confirmed); False on timeout."""
+        return self.drainer.wait_empty(timeout) if self.drainer is not None else True
+
+    def close(self) -> None:
+        """Stop the drain after a last publish attempt and finish open clips.
+
+        Alerts emitted after this (events ended by stopping cameras) are still stored in the outbox and
+        published by the next worker that adopts it.
+        """
+        self._stop.set()
+        if self.drainer is not None:
+            self.drainer.stop()
+        if self.clips is not None:
+            self.clips.close()
+
+    def release(self) -> None:
+        """After :meth:`close`: release the outbox file (removed if drained). Emitting afterwards fails."""
+        if self.drainer is not None:
+            self.drainer.close_outboxes()
+        elif self._outbox is not None:
+            self._outbox.close(delete_if_empty=True)

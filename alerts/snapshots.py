@@ -6,8 +6,9 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
+import av
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +16,17 @@ import numpy.typing as npt
 from detectors.motion import BBox
 from detectors.zones import Zone, apply_privacy
 
+if TYPE_CHECKING:
+    from config.settings import Settings
+
 _ID = re.compile(r"^[0-9a-f]{8,64}$")
+# Temporary files of a crashed writer are removed by the purge once older than this.
+STALE_TMP_S = 3600.0
+
+
+def snapshot_dir(settings: Settings) -> Path:
+    """Where snapshots are stored (shared by workers and the API on one machine)."""
+    return settings.data_dir / "snapshots"
 
 
 class SnapshotStore(Protocol):
@@ -57,12 +68,16 @@ class FileSnapshotStore:
 
     def purge(self, older_than_s: float) -> int:
         """Delete snapshots older than ``older_than_s`` seconds; returns how many."""
-        cutoff = time.time() - older_than_s
+        now = time.time()
         removed = 0
-        for path in self.root.glob("*/*.jpg"):
-            if path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-                removed += 1
+        for pattern, age in (("*/*.jpg", older_than_s), ("*/*.tmp", min(older_than_s, STALE_TMP_S))):
+            for path in self.root.glob(pattern):
+                try:
+                    if path.stat().st_mtime < now - age:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # another worker's purge got there first
         return removed
 
 
@@ -86,3 +101,12 @@ def render_snapshot(
     if not ok:
         raise ValueError(f"JPEG encoding failed for a frame of shape {frame_bgr.shape}")
     return bytes(buf)
+
+
+def snapshot_jpeg(frame: av.VideoFrame, zones: tuple[Zone, ...], bbox: BBox | None, quality: int) -> bytes:
+    """The alert snapshot of a decoded frame, at the frame's full resolution."""
+    # The only colour conversion in the worker: once per event, at full resolution, one swscale thread.
+    bgr = cast(npt.NDArray[np.uint8], frame.to_ndarray(format="bgr24", threads=1))
+    if bgr.shape != (frame.height, frame.width, 3):
+        raise ValueError(f"frame converted to shape {bgr.shape}, expected ({frame.height}, {frame.width}, 3)")
+    return render_snapshot(bgr, zones, bbox, quality)

@@ -1,4 +1,4 @@
-"""Alerts for the wall and operators, snapshots (each view audited), and the incidents view."""
+"""Alerts for the wall and operators, snapshots and event clips (each view audited), and the incidents view."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Annotated, Any, cast
 
 import redis
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
+from alerts.clips import FileClipStore, clip_dir
 from alerts.models import Alert
 from alerts.publisher import ALERT_KEY, ALERTS_STREAM, INCIDENTS_STREAM
 from api.audit import audit
@@ -104,6 +106,33 @@ def get_snapshot(alert_id: AlertId, who: Viewer, res: ResourcesDep) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id!r} has no snapshot (none taken, or expired)")
     audit(res.redis, who.name, "snapshot.view", alert.id, after={"camera_id": alert.camera_id})
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
+
+
+@router.get(
+    "/alerts/{alert_id}/clip",
+    response_class=FileResponse,
+    responses={200: {"content": {"video/mp4": {}}, "description": "The event clip (H.264 in MP4, not re-encoded)"}},
+)
+def get_clip(alert_id: AlertId, who: Viewer, res: ResourcesDep) -> FileResponse:
+    """The alert's MP4 clip: the seconds before the event and the event itself. Every view is audited."""
+    alert = _get_alert(res.redis, alert_id)
+    store = FileClipStore(clip_dir(res.settings))
+    path = store.path(alert.id)
+    if path is None:
+        if alert.clip is not None and store.recording(alert.id):
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"the clip of alert {alert_id!r} is still being recorded: try again after the event ends",
+                headers={"Retry-After": "10"},
+            )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id!r} has no clip (none recorded, or expired)")
+    audit(res.redis, who.name, "clip.view", alert.id, after={"camera_id": alert.camera_id})
+    return FileResponse(
+        path,
+        media_type="video/mp4",
+        filename=f"{alert.id}.mp4",
+        headers={"Cache-Control": "private, no-store"},
+    )
 
 
 @router.get("/incidents", response_model=FeedPage)

@@ -73,7 +73,13 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(cameras.router)
+    from api import admin as admin_api  # tokens and settings (issue 5)
+
+    app.include_router(admin_api.router)
     app.include_router(alerts.router)
+    from api import metrics as metrics_api  # the incidents helper's router (issue 6)
+
+    app.include_router(metrics_api.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(res: ResourcesDep) -> dict[str, str]:

@@ -1,34 +1,112 @@
-"""Motion on the luma plane: running-average background, per-zone changed fractions, boxes on demand.
+"""Motion on the luma plane, for one camera or a stack of cameras: the per-pixel kernel (zones: activity.py).
 
-Costs are dominated by decoding, not by this (see ``benchmarks/``), but the per-frame path still stays
-on uint8/float32 cv2 calls with no per-pixel Python and no colour conversion.
+Per frame and camera, at a working size of about 160 px wide (cv2 calls only, no per-pixel Python):
+
+1. area-downscale the detection frame (320x180 becomes 160x90: noise averages out, rain and snow specks fade);
+2. illumination gain: the frame/background ratio on a 16-column grid, median-filtered over 5x5 cells and
+   upsampled, so lights, clouds and headlight pools (smooth, large) are divided out while a person or a car
+   (a few cells) is not;
+3. shake-tolerant difference: how far the pixel lies outside the [min, max] of the predicted background in
+   its 3x3 neighbourhood (one working pixel = 4 source pixels of camera shake absorbed);
+4. noise-adaptive threshold: max(floor, k x the pixel's running deviation measured where nothing moved);
+5. opening (3x3) drops specks smaller than 3x3 working pixels (12x12 source pixels at 640x360: rain, snow,
+   grain), a dilation gives real objects their rim back; pixels that toggle too often (foliage, water) are ignored;
+6. selective background update: fast where nothing changed, slow where something did, so a parked car or a
+   ghost is absorbed in about a minute while a walker never is;
+7. recalibration: when most of the frame changed at once (light switch, infrared switch) the background is
+   re-learnt in about a second and events neither start nor end meanwhile.
+
+All time constants are in seconds of the frame clock, so 5 fps full decoding and 1 fps keyframes-only
+analysis behave alike.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detectors.zones import Zone, ZoneKind, zone_masks
-from ingest.frames import LumaFrame
+from ingest.reader import downscale
 
 BBox = tuple[float, float, float, float]
+U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+
+_KERNEL3 = np.ones((3, 3), np.uint8)
+_KERNEL5 = np.ones((5, 5), np.uint8)
+# Columns of the illumination grid: a cell is 5 px at 160 px. The 7x7-cell median (35 px) ignores a person
+# (2x5 cells) or a large car (9x3 cells: at most 21 of the 49), while a light pool spans the window and is
+# divided out. (A 5x5 median measured worse: it took large pale cars for light.)
+GAIN_GRID_COLUMNS = 32
+GAIN_MEDIAN = 5
+# The gain ratio adds this to both terms: dark pixels (night, 0-10) would otherwise give wild ratios.
+_GAIN_BIAS = 6.0
+# The ratio is median-filtered as uint8 log2 steps (cv2's median over 5x5 needs 8 bits): 1/40 stop = 1.7 %.
+_LOG_STEPS = 40.0
+_GAIN_LUT = np.asarray(2.0 ** ((np.arange(256, dtype=np.float64) - 128.0) / _LOG_STEPS), dtype=np.float32)
+_GAIN_MIN, _GAIN_MAX = 0.2, 5.0
+# Texture test of changed pixels: a 5x5 window (20 source pixels), correlation above 0.5 with a background
+# that has texture at all (variance over 9, i.e. +-3 levels) means the same surface under other light.
+_NCC_WINDOW = 5
+_NCC_LIT = 0.5
+_TEXTURE_VAR = 9.0
+_CLIPPED = 245
+_WASHED = 200.0
+# Local 3x3 range of the background (luma levels) up to which no shake tolerance is given.
+_EDGE_RANGE = 10.0
+# The whole picture a quarter brighter or darker than the background at once: lights switched, a cloud, the
+# iris. The gain map explains most of it, but the background is re-learnt (about a second, no events) anyway.
+_RELIGHT_GAIN = 1.25
+# Grid cells all within this ratio of the background: no lighting change, the gain map stays at 1.
+_UNITY_GAIN = 1.06
+# Spread of a change: the share of 4x3 regions of the frame with more than 1 % of their pixels changed. People
+# and cars are compact (one to four regions); shake, and weather that survives the opening, touch most of them.
+_SPREAD_GRID = (4, 3)
+_SPREAD_CELL = 0.01
+# From this spread on, the frame is phase-correlated with the background (about 0.2 ms, only then): a global
+# shift of half a working pixel (2 source pixels) is camera shake. People and cars measured under 0.1 px.
+_SHAKE_CHECK_SPREAD = 0.15
+_SHAKE_SHIFT_PX = 0.5
 
 
 @dataclass(frozen=True, slots=True)
 class MotionParams:
-    """Tuning of :class:`MotionDetector`; ``name`` travels with every alert it produces."""
+    """One parameter set of the motion kernel; ``name`` travels with every alert it produces."""
 
     name: str = "day"
-    threshold: int = 25
+    # Floor of the pixel threshold, in luma levels at working size (the settings' motion_threshold).
+    threshold: int = 10
     zone_min_fraction: float = 0.01
-    # Background blend per analysed frame: slow enough that a walker is not absorbed within a crossing.
-    alpha: float = 0.05
-    # More than this fraction of the frame changing at once is a lighting change, not an intruder.
-    recalibrate_fraction: float = 0.6
+    # Threshold = max(threshold, noise_factor x running deviation): rain, snow and IR grain raise it.
+    noise_factor: float = 4.0
+    background_tau_s: float = 4.0
+    # Where something changed the background still follows, slowly: parked cars and ghosts fade in ~minutes.
+    foreground_tau_s: float = 90.0
+    noise_tau_s: float = 10.0
+    flicker_tau_s: float = 20.0
+    # Pixels that toggled on more than this share of recent frames (leaves, water) are ignored.
+    flicker_limit: float = 0.15
+    # More than this share of the frame changed at once: a lighting change, not an intruder.
+    recalibrate_fraction: float = 0.35
+    # Changes in more than this share of the frame's 4x3 regions at once: shake or weather, held.
+    spread_fraction: float = 0.55
+    recalibrate_tau_s: float = 0.4
+    settle_s: float = 1.5
+    warmup_s: float = 3.0
+    work_width: int = 160
+
+    def __post_init__(self) -> None:
+        for name in ("zone_min_fraction", "flicker_limit", "recalibrate_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"MotionParams.{name} must be in [0, 1], got {value!r}")
+        if not 1 <= self.threshold <= 255:
+            raise ValueError(f"MotionParams.threshold must be in 1..255, got {self.threshold!r}")
+        if self.work_width < 16:
+            raise ValueError(f"MotionParams.work_width must be at least 16, got {self.work_width!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,68 +126,252 @@ class MotionResult:
     changed_fraction: float
     zones: tuple[ZoneActivity, ...]
     recalibrating: bool
+    # Median illumination gain against the background (1.0 = unchanged); share of grid cells with change.
+    gain: float = 1.0
+    spread: float = 0.0
 
 
-class MotionDetector:
-    """One camera's motion detector. Not thread-safe: one instance per camera, fed in frame order."""
+def work_size(width: int, height: int, work_width: int) -> tuple[int, int]:
+    """Working size for a ``width`` x ``height`` detection frame: at most ``work_width`` wide, even height."""
+    w = min(work_width, width)
+    h = max(2, round(height * w / width / 2) * 2)
+    return w, h
 
-    def __init__(self, zones: tuple[Zone, ...], params: MotionParams) -> None:
-        self.params = params
-        self._zones = zones
-        self._detect = tuple(z for z in zones if z.kind is ZoneKind.DETECT)
-        self._exclude = tuple(z for z in zones if z.kind is ZoneKind.EXCLUDE)
-        self._shape: tuple[int, int] | None = None
-        self._background_hw: npt.NDArray[np.float32] | None = None
-        self._detect_masks: tuple[npt.NDArray[np.uint8], ...] = ()
-        self._detect_px: tuple[int, ...] = ()
-        self._keep_hw: npt.NDArray[np.uint8] | None = None
 
-    def _reset(self, shape: tuple[int, int]) -> None:
-        height, width = shape
-        self._shape = shape
-        self._background_hw = None
-        masks = zone_masks(self._detect, width, height)
-        self._detect_masks = tuple(m.astype(np.uint8) * 255 for m in masks)
-        self._detect_px = tuple(max(1, int(m.sum())) for m in masks)
-        if self._exclude:
-            excluded = np.logical_or.reduce(zone_masks(self._exclude, width, height))
-            self._keep_hw = np.where(excluded, 0, 255).astype(np.uint8)
-        else:
-            self._keep_hw = None
+def _scalar(value: float) -> npt.NDArray[np.float64]:
+    """A scalar operand for cv2 arithmetic (a 1-element array is broadcast, and it satisfies the stubs)."""
+    return np.array([value], dtype=np.float64)
 
-    def process(self, frame: LumaFrame) -> MotionResult:
-        """Update the background with ``frame`` and report per-zone activity."""
-        luma = frame.luma_hw
-        if luma.shape != self._shape:
-            # A new resolution (camera reconfigured mid-stream) invalidates masks and background.
-            self._reset((luma.shape[0], luma.shape[1]))
-        blurred = cv2.GaussianBlur(luma, (3, 3), 0)
-        if self._background_hw is None:
-            self._background_hw = blurred.astype(np.float32)
-            return MotionResult(frame.t_s, 0.0, (), recalibrating=True)
-        diff = cv2.absdiff(blurred, cv2.convertScaleAbs(self._background_hw))
-        _, changed = cv2.threshold(diff, self.params.threshold, 255, cv2.THRESH_BINARY)
-        if self._keep_hw is not None:
-            changed = cv2.bitwise_and(changed, self._keep_hw)
-        changed_fraction = cv2.countNonZero(changed) / changed.size
-        if changed_fraction > self.params.recalibrate_fraction:
-            # Lights switched, IR flipped or the camera re-exposed: adopt the new scene quickly.
-            cv2.accumulateWeighted(blurred, self._background_hw, 0.5)
-            return MotionResult(frame.t_s, changed_fraction, (), recalibrating=True)
-        cv2.accumulateWeighted(blurred, self._background_hw, self.params.alpha)
-        if changed_fraction == 0.0:
-            return MotionResult(frame.t_s, 0.0, (), recalibrating=False)
-        height, width = changed.shape
-        activity = []
-        for zone, mask, pixels in zip(self._detect, self._detect_masks, self._detect_px, strict=True):
-            in_zone = cv2.bitwise_and(changed, mask)
-            count = cv2.countNonZero(in_zone)
-            if count == 0:
-                continue
-            fraction = count / pixels
-            bbox: BBox | None = None
-            if fraction >= self.params.zone_min_fraction:
-                x, y, w, h = cv2.boundingRect(in_zone)
-                bbox = (x / width, y / height, (x + w) / width, (y + h) / height)
-            activity.append(ZoneActivity(zone.name, fraction, bbox))
-        return MotionResult(frame.t_s, changed_fraction, tuple(activity), recalibrating=False)
+
+def _alpha(dt_s: float, tau_s: float) -> float:
+    return 1.0 - math.exp(-max(0.0, dt_s) / tau_s) if tau_s > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class KernelOut:
+    """One slot's kernel output; ``changed_hw`` is a view into the stack, valid until its next step."""
+
+    changed_hw: U8
+    changed_fraction: float
+    spread: float
+    gain: float
+    recalibrating: bool
+    # The whole picture moved against the background (camera shake): nothing in it counts this frame.
+    shaken: bool = False
+
+
+class MotionStack:
+    """Background state of ``slots`` cameras of one working size, stacked as ``(slots, h, w)`` arrays.
+
+    ``step`` runs the point-wise and 3x3 stages once over the rows of all stepped slots (one cv2 call each);
+    only the stages with per-camera parameters loop. With one slot this is the per-camera detector.
+    The 3x3 stages see one row of the neighbouring camera at each frame's top and bottom edge.
+    """
+
+    def __init__(self, slots: int, width: int, height: int) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        self.slots, self.width, self.height = slots, width, height
+        shape = (slots, height, width)
+        self.small = np.zeros(shape, np.uint8)
+        self.background = np.zeros(shape, np.float32)
+        self.deviation = np.zeros(shape, np.float32)
+        self.flicker = np.zeros(shape, np.float32)
+        self.changed = np.zeros(shape, np.uint8)
+        self._prev = np.zeros(shape, np.uint8)
+        self._gain = np.ones(shape, np.float32)
+        self._unity = np.ones(slots, bool)
+        self._thr = np.zeros(shape, np.uint8)
+        self.keep = np.full(shape, 255, np.uint8)
+        self._last_t = np.full(slots, np.nan)
+        self._settle_until = np.full(slots, -np.inf)
+        self._warm_until = np.full(slots, -np.inf)
+        self._area = np.full(slots, float(width * height))
+        self._grid = (GAIN_GRID_COLUMNS, max(1, round(GAIN_GRID_COLUMNS * height / width)))
+        self._window: F32 | None = None
+
+    def reset(self, slot: int, exclude_hw: npt.NDArray[np.bool_] | None = None) -> None:
+        """Forget slot ``slot``'s scene (new camera, new size); ``exclude_hw`` marks pixels never counted."""
+        self._last_t[slot] = np.nan
+        self.deviation[slot] = 0.0
+        self.flicker[slot] = 0.0
+        self._prev[slot] = 0
+        self.keep[slot] = 255
+        if exclude_hw is not None:
+            self.keep[slot][exclude_hw] = 0
+        self._area[slot] = max(1.0, float(np.count_nonzero(self.keep[slot])))
+
+    def load(self, slot: int, luma_hw: U8) -> None:
+        """Downscale a detection frame into the slot's input row (no copy beyond the resize)."""
+        small = downscale(luma_hw, self.width, self.height)
+        self.small[slot] = small
+
+    def step(
+        self, start: int, stop: int, t_s: list[float], params: list[MotionParams], force: list[bool]
+    ) -> list[KernelOut]:
+        """Process slots ``start:stop`` (their inputs already loaded) at frame times ``t_s``."""
+        n = stop - start
+        h, w = self.height, self.width
+        rows = slice(start, stop)
+        small, bg = self.small[rows], self.background[rows]
+        gains: list[float] = []
+        fresh: list[bool] = []
+        for i in range(n):
+            slot = start + i
+            first = math.isnan(self._last_t[slot])
+            fresh.append(first)
+            if first:
+                bg[i] = small[i]
+                self._warm_until[slot] = t_s[i] + params[i].warmup_s
+                self._gain[slot] = 1.0
+                self._unity[slot] = True
+                gains.append(1.0)
+            else:
+                gains.append(self._gain_map(slot))
+        # Point-wise and 3x3 stages over all n frames at once: (n*h, w) images.
+        small2 = small.reshape(n * h, w)
+        pred = cv2.multiply(bg.reshape(n * h, w), self._gain[rows].reshape(n * h, w))
+        pred8 = cv2.convertScaleAbs(pred)
+        # Shake tolerance on edges only: a pixel may move by one working pixel (4 source pixels) without
+        # counting, so near a strong edge the local range beyond _EDGE_RANGE is forgiven; on flat or finely
+        # textured ground a faint object keeps its full contrast.
+        edge = cv2.subtract(cv2.subtract(cv2.dilate(pred8, _KERNEL3), cv2.erode(pred8, _KERNEL3)), _scalar(_EDGE_RANGE))
+        diff = cv2.subtract(cv2.absdiff(small2, pred8), edge)
+        thr = self._thr[rows]
+        for i in range(n):
+            cv2.convertScaleAbs(self.deviation[start + i], thr[i], params[i].noise_factor)
+            cv2.max(thr[i], _scalar(params[i].threshold), thr[i])
+        changed = self.changed[rows].reshape(n * h, w)
+        cv2.compare(diff, thr.reshape(n * h, w), cv2.CMP_GT, changed)
+        # Opening drops specks; the extra dilation gives back the rim that the 3x3 tolerance and the opening
+        # took from real objects (a far-away person is only 5x8 working pixels).
+        cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL3, changed)
+        cv2.dilate(changed, _KERNEL5, changed)
+        cv2.bitwise_and(changed, self.keep[rows].reshape(n * h, w), changed)
+        toggled = cv2.bitwise_xor(changed, self._prev[rows].reshape(n * h, w)).reshape(n, h, w)
+        self._prev[rows] = changed.reshape(n, h, w)
+        diff3 = diff.reshape(n, h, w)
+        pred3 = pred.reshape(n, h, w)
+        out: list[KernelOut] = []
+        for i in range(n):
+            out.append(
+                self._finish(start + i, t_s[i], params[i], force[i], fresh[i], gains[i], diff3[i], toggled[i], pred3[i])
+            )
+        return out
+
+    def _gain_map(self, slot: int) -> float:
+        gw, gh = self._grid
+        small_grid = cv2.resize(self.small[slot], (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float32)
+        bg_grid = cv2.resize(self.background[slot], (gw, gh), interpolation=cv2.INTER_AREA)
+        ratio = np.clip((small_grid + _GAIN_BIAS) / (bg_grid + _GAIN_BIAS), _GAIN_MIN, _GAIN_MAX)
+        low, high = cv2.minMaxLoc(ratio)[:2]
+        if low > 1.0 / _UNITY_GAIN and high < _UNITY_GAIN:
+            # Nothing brightened or darkened: most frames of most cameras take this path.
+            if not self._unity[slot]:
+                self._gain[slot].fill(1.0)
+                self._unity[slot] = True
+            return 1.0
+        self._unity[slot] = False
+        steps = np.clip(np.log2(ratio) * _LOG_STEPS + 128.5, 0, 255).astype(np.uint8)
+        if min(gw, gh) >= GAIN_MEDIAN:
+            steps = cv2.medianBlur(steps, GAIN_MEDIAN)
+        grid = cv2.LUT(steps, _GAIN_LUT)
+        cv2.resize(grid, (self.width, self.height), self._gain[slot], interpolation=cv2.INTER_LINEAR)
+        return float(cv2.mean(grid)[0])
+
+    def _drop_lit(self, slot: int, pred: F32, changed: U8) -> int:
+        """Unmark changed pixels whose neighbourhood keeps the background's texture; return the count left.
+
+        Light (a headlight beam, a lamp, a cloud edge) and shadow scale the texture under them: the local
+        correlation between frame and background stays high. A person or a car brings its own texture.
+        Only the box around the changed pixels is examined, so quiet frames cost nothing here.
+        """
+        x, y, w, h = cv2.boundingRect(changed)
+        m = _NCC_WINDOW
+        x0, y0 = max(0, x - m), max(0, y - m)
+        x1, y1 = min(self.width, x + w + m), min(self.height, y + h + m)
+        img = self.small[slot][y0:y1, x0:x1].astype(np.float32)
+        ref = pred[y0:y1, x0:x1]
+        k = (_NCC_WINDOW, _NCC_WINDOW)
+        mi, mr = cv2.blur(img, k), cv2.blur(ref, k)
+        vi = cv2.blur(img * img, k) - mi * mi
+        vr = cv2.blur(ref * ref, k) - mr * mr
+        cov = cv2.blur(img * ref, k) - mi * mr
+        ncc = cov / np.sqrt(np.maximum(vi * vr, 1e-6))
+        # Light keeps the texture's pattern (correlation) and scales its contrast with the brightness; a flat
+        # object over textured ground may correlate by chance (compression ghosts), but has lost the contrast.
+        gain2 = (mi * mi + 1.0) / (mr * mr + 1.0)
+        lit = (ncc > _NCC_LIT) & (vr > _TEXTURE_VAR) & (vi > 0.25 * gain2 * vr)
+        # Near white, a strong light flattens the texture instead of scaling it (the sensor saturates): where the
+        # lit background predicts a bright surface and the frame shows the same surface washed out, it is light.
+        lit |= (img >= _CLIPPED) & (ref >= _CLIPPED - 15)
+        lit |= (mi > _WASHED) & (mr > _WASHED - 30) & (vi < 0.3 * vr)
+        roi = changed[y0:y1, x0:x1]
+        roi[lit] = 0
+        return int(cv2.countNonZero(changed))
+
+    def _finish(
+        self,
+        slot: int,
+        t_s: float,
+        p: MotionParams,
+        force: bool,
+        fresh: bool,
+        gain: float,
+        diff: U8,
+        toggled: U8,
+        pred: F32,
+    ) -> KernelOut:
+        changed = self.changed[slot]
+        last = self._last_t[slot]
+        dt = 0.0 if fresh else min(10.0, max(0.0, t_s - float(last)))
+        self._last_t[slot] = t_s
+        count = cv2.countNonZero(changed)
+        if count and not fresh:
+            count = self._drop_lit(slot, pred, changed)
+        fraction = count / self._area[slot]
+        spread = 0.0
+        if count:
+            regions = cv2.resize(changed, _SPREAD_GRID, interpolation=cv2.INTER_AREA)
+            busy = cv2.countNonZero(cv2.compare(regions, _scalar(255 * _SPREAD_CELL), cv2.CMP_GT))
+            spread = busy / (_SPREAD_GRID[0] * _SPREAD_GRID[1])
+        warming = t_s < self._warm_until[slot]
+        relit = not _RELIGHT_GAIN**-1 < gain < _RELIGHT_GAIN
+        if force or relit or fraction > p.recalibrate_fraction:
+            self._settle_until[slot] = t_s + p.settle_s
+        recalibrating = fresh or t_s < self._settle_until[slot]
+        bg = self.background[slot]
+        small = self.small[slot]
+        shaken = not recalibrating and spread >= _SHAKE_CHECK_SPREAD and self._shifted(bg, small)
+        # Warm-up learns noise and flicker four times faster: a reconnect should not take a minute to settle.
+        speed = 4.0 if warming else 1.0
+        if shaken:
+            pass  # a shaken frame teaches the background nothing: its edges are in the wrong place
+        elif recalibrating and not fresh:
+            cv2.accumulateWeighted(small, bg, _alpha(dt, p.recalibrate_tau_s))
+        elif not fresh and count == 0:
+            cv2.accumulateWeighted(small, bg, _alpha(dt, p.background_tau_s / speed))
+            cv2.accumulateWeighted(diff, self.deviation[slot], _alpha(dt, p.noise_tau_s / speed))
+            cv2.accumulateWeighted(toggled, self.flicker[slot], _alpha(dt, p.flicker_tau_s / speed))
+        elif not fresh:
+            still = cv2.bitwise_not(changed)
+            cv2.accumulateWeighted(small, bg, _alpha(dt, p.background_tau_s / speed), still)
+            cv2.accumulateWeighted(small, bg, _alpha(dt, p.foreground_tau_s / speed), changed)
+            cv2.accumulateWeighted(diff, self.deviation[slot], _alpha(dt, p.noise_tau_s / speed), still)
+            cv2.accumulateWeighted(toggled, self.flicker[slot], _alpha(dt, p.flicker_tau_s / speed))
+        if count:
+            unstable = cv2.compare(self.flicker[slot], _scalar(255.0 * p.flicker_limit), cv2.CMP_GT)
+            if cv2.countNonZero(unstable):
+                cv2.bitwise_and(changed, cv2.bitwise_not(unstable), changed)
+                fraction = cv2.countNonZero(changed) / self._area[slot]
+        if (recalibrating or warming or shaken) and count:
+            changed[:] = 0
+        return KernelOut(changed, fraction, spread, gain, recalibrating or warming, shaken)
+
+    def _shifted(self, bg: F32, small: U8) -> bool:
+        """True when the frame as a whole moved against the background by half a working pixel or more."""
+        if self._window is None:
+            self._window = np.asarray(cv2.createHanningWindow((self.width, self.height), cv2.CV_32F), np.float32)
+        # Copies: cv2.phaseCorrelate (OpenCV 5) multiplies its inputs by the window in place.
+        (dx, dy), _ = cv2.phaseCorrelate(bg.copy(), small.astype(np.float32), self._window)
+        return bool(math.hypot(dx, dy) >= _SHAKE_SHIFT_PX)

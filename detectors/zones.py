@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detectors.schedule import ArmingSchedule
+
 # A zone this small (0.01 % of the image) cannot hold a person even at 4K: it is a drawing mistake.
 MIN_ZONE_AREA = 1e-4
 MAX_ZONE_POINTS = 64
@@ -56,6 +58,13 @@ class Zone(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[\w][\w .:/()#+-]*$")
     kind: ZoneKind = ZoneKind.DETECT
     polygon: tuple[Point, ...] = Field(min_length=3, max_length=MAX_ZONE_POINTS)
+    schedule: ArmingSchedule | None = Field(
+        default=None, description="When the zone raises events; none means always armed (detect zones only)"
+    )
+
+    def armed_at(self, unix_s: float) -> bool:
+        """True when the zone raises events at Unix time ``unix_s`` (always, without a schedule)."""
+        return self.schedule is None or self.schedule.armed_at(unix_s)
 
     @field_validator("polygon")
     @classmethod
@@ -72,6 +81,13 @@ class Zone(BaseModel):
                 if _segments_cross(*edges[i], *edges[j]):
                     raise ValueError(f"polygon is self-intersecting: edge {i} crosses edge {j}")
         return polygon
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> Zone:
+        if self.schedule is not None and self.kind is not ZoneKind.DETECT:
+            # Privacy masking and exclusion must hold at all hours: only detect zones can be disarmed.
+            raise ValueError(f"schedule is only allowed on 'detect' zones, not on a {self.kind.value!r} zone")
+        return self
 
 
 class ZoneSet(BaseModel):

@@ -1,4 +1,10 @@
-"""A worker process: holds its share of the cameras, one runner each, and follows registry changes."""
+"""A worker process: holds its share of the cameras, one runner thread each, follows registry changes,
+and reports health through one reporter thread.
+
+``sharpeyes worker --procs N`` starts N such processes (:class:`WorkerPool`); which cameras each holds
+comes from an :class:`~ingest.assignment.Assignment`, so that the local split can later become leases
+shared by workers on many machines without touching the runners.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,11 @@ import logging
 import multiprocessing
 import multiprocessing.process
 import multiprocessing.synchronize
+import resource
 import signal
 import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import redis
@@ -18,9 +27,13 @@ from alerts.snapshots import FileSnapshotStore
 from config.settings import Settings
 from ingest.assignment import Assignment, LocalSplit
 from ingest.backoff import OpenBudget
-from ingest.cameras import Camera
+from ingest.cameras import Camera, CameraState
+from ingest.frames import DecodeMode
+from ingest.health import HEALTH_KEY, HealthReporter, WorkerHealth
+from ingest.pipeline import EventSink
 from ingest.registry import CameraRegistry
-from ingest.runner import CameraRunner, DetectionConfig
+from ingest.runner import CameraRunner, RunnerConfig, worker_name
+from ingest.secretbox import SecretBox, SecretKeyError, load_secret_box
 
 log = logging.getLogger(__name__)
 
@@ -30,46 +43,155 @@ def snapshot_dir(settings: Settings) -> Path:
     return settings.data_dir / "snapshots"
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc; falls back to the peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 1e6
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
 class Worker:
     """Keeps one :class:`CameraRunner` per assigned camera, restarting a camera when its record changes."""
 
-    def __init__(self, settings: Settings, client: redis.Redis, assignment: Assignment) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        assignment: Assignment,
+        *,
+        sink: EventSink | None = None,
+        name: str | None = None,
+    ) -> None:
         self.settings = settings
+        self.name = name if name is not None else worker_name()
         self._client = client
         self._registry = CameraRegistry(client)
         self._assignment = assignment
-        self._config = DetectionConfig.from_settings(settings)
-        self.budget = OpenBudget()
-        self.sink = AlertSink(
-            AlertPublisher(client, settings.stream_maxlen),
-            FileSnapshotStore(snapshot_dir(settings)),
-            settings.snapshot_quality,
-        )
+        self._config = RunnerConfig.from_settings(settings)
+        self.budget = OpenBudget(settings.opens_per_second)
+        self._alert_sink: AlertSink | None = None
+        if sink is None:
+            self._alert_sink = AlertSink(
+                AlertPublisher(client, settings.stream_maxlen),
+                FileSnapshotStore(snapshot_dir(settings)),
+                settings.snapshot_quality,
+            )
+            sink = self._alert_sink.emit
+        self._sink = sink
+        self.reporter = HealthReporter(client, settings.health_interval_s, summary=self.summary)
         self.runners: dict[str, CameraRunner] = {}
+        self._retired: list[CameraRunner] = []
         self._version = -1
+        self._lock = threading.Lock()
+        self._box: SecretBox | None = None
+
+    def _credentials(self, camera: Camera) -> tuple[tuple[str | None, str | None], str | None]:
+        """(username, password) for the reader, or an error when the stored password cannot be decrypted."""
+        # getattr: the credential fields are the registry's; a camera without them has no credentials.
+        username: str | None = getattr(camera, "username", None)
+        token: str | None = getattr(camera, "password_enc", None)
+        if token is None:
+            return (username, None), None
+        try:
+            if self._box is None:
+                self._box = load_secret_box(self.settings)
+            return (username, self._box.decrypt(token)), None
+        except SecretKeyError as exc:
+            return (username, None), f"cannot use the stored password: {exc}"
 
     def sync(self) -> None:
         """Reload the registry if it changed and start, stop or restart runners to match it."""
         version = self._registry.version()
         if version == self._version:
             return
-        wanted: dict[str, Camera] = {c.id: c for c in self._assignment.select(self._registry.all())}
+        cameras = self._registry.all()
+        wanted: dict[str, Camera] = {c.id: c for c in self._assignment.select(cameras)}
         self._version = version
-        for cid in list(self.runners):
-            runner = self.runners[cid]
-            if cid not in wanted or wanted[cid].updated_at != runner.camera.updated_at:
-                runner.stop()
+        with self._lock:
+            by_id = {c.id: c for c in cameras}
+            for cid in list(self.runners):
+                runner = self.runners[cid]
+                if cid in wanted and wanted[cid].updated_at == runner.camera.updated_at:
+                    continue
                 del self.runners[cid]
-                log.info("camera %s: stopped (removed, disabled or changed)", cid)
-        for cid, camera in wanted.items():
-            if cid not in self.runners:
-                runner = CameraRunner(camera, self._config, self._client, self.sink.emit, self.budget)
-                self.runners[cid] = runner
-                runner.start()
-                log.info("camera %s (%s): started", cid, camera.name)
+                current = by_id.get(cid)
+                if current is None:
+                    runner.stop()
+                    self._client.delete(HEALTH_KEY.format(id=cid))  # deleted: no health to show
+                    reason = "deleted"
+                elif not current.enabled:
+                    runner.stop(CameraState.DISABLED, "disabled in the registry")
+                    self._retired.append(runner)  # its final state still goes out
+                    reason = "disabled"
+                elif cid in wanted:
+                    runner.stop()
+                    self._retired.append(runner)  # the new runner's reports take over (see _health_sources)
+                    reason = "changed, restarting"
+                else:
+                    runner.stop()  # another worker holds it now and reports on it
+                    reason = "reassigned"
+                log.info("camera %s: stopped (%s)", cid, reason)
+            for cid, camera in wanted.items():
+                if cid not in self.runners:
+                    credentials, error = self._credentials(camera)
+                    runner = CameraRunner(
+                        camera,
+                        self._config,
+                        self._sink,
+                        self.budget,
+                        worker=self.name,
+                        credentials=credentials,
+                        credential_error=error,
+                    )
+                    self.runners[cid] = runner
+                    runner.start()
+                    log.info("camera %s (%s): started", cid, camera.name)
+
+    def alarm(self, camera_id: str) -> bool:
+        """Escalate one camera to full-rate decoding (a camera alarm); False if this worker does not hold it."""
+        runner = self.runners.get(camera_id)
+        if runner is None:
+            return False
+        runner.alarm()
+        return True
+
+    def _health_sources(self) -> list[CameraRunner]:
+        with self._lock:
+            retired = [r for r in self._retired if r.alive or r.dirty]
+            self._retired = [r for r in retired if r.alive]
+            # A retired runner whose camera is running again under a new runner must not overwrite it.
+            retired = [r for r in retired if r.camera_id not in self.runners]
+            return [*self.runners.values(), *retired]
+
+    def summary(self) -> WorkerHealth:
+        """This worker's counters."""
+        with self._lock:
+            runners = list(self.runners.values())
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return WorkerHealth(
+            worker=self.name,
+            reported_at=time.time(),
+            cameras=len(runners),
+            active=sum(1 for r in runners if r.pipeline.mode is DecodeMode.ACTIVE),
+            states=dict(Counter(r.state.value for r in runners)),
+            opens_per_second_budget=self.budget.per_second,
+            opens=self.budget.opens,
+            max_opens_in_one_second=self.budget.max_in_window(1.0),
+            open_waits=self.budget.waits,
+            cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
+            rss_mb=round(_rss_mb(), 1),
+        )
 
     def run(self, stop: threading.Event | multiprocessing.synchronize.Event) -> None:
-        """Follow the registry until ``stop`` is set, then stop every runner."""
+        """Follow the registry and report health until ``stop`` is set, then stop every runner."""
+        reporter_stop = threading.Event()
+        reporter = threading.Thread(
+            target=self.reporter.run, args=(reporter_stop, self._health_sources), name="health", daemon=True
+        )
+        reporter.start()
         try:
             while not stop.is_set():
                 try:
@@ -78,11 +200,17 @@ class Worker:
                     log.warning("registry unreachable, keeping %d cameras as they are: %s", len(self.runners), exc)
                 stop.wait(self.settings.registry_poll_s)
         finally:
-            self.sink.close()
-            for runner in self.runners.values():
+            if self._alert_sink is not None:
+                self._alert_sink.close()
+            runners = list(self.runners.values())
+            for runner in runners:
                 runner.stop()
-            for runner in self.runners.values():
-                runner.join(timeout=self.settings.read_timeout_s + 2)
+            deadline = time.monotonic() + self.settings.read_timeout_s + 2
+            for runner in runners:
+                runner.join(timeout=max(0.0, deadline - time.monotonic()))
+            reporter_stop.set()
+            reporter.join(timeout=5)
+            self.reporter.tick(runners)  # the final "worker stopped" states
 
 
 def _process_main(
