@@ -93,7 +93,7 @@ class FrigateAnalyzer:
         blurred = cv2.GaussianBlur(small, (3, 3), 1.0)
         diff = cv2.absdiff(blurred, cv2.convertScaleAbs(self._avg))
         _, thresh = cv2.threshold(diff, 30, 255, cv2.THRESH_BINARY)
-        thresh = cv2.dilate(thresh, None, iterations=1)
+        thresh = np.asarray(cv2.dilate(thresh, np.ones((3, 3), np.uint8), iterations=1), dtype=np.uint8)
         contours, _ = cv2.findContours(thresh, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         kept = [c for c in contours if cv2.contourArea(c) > 10]
         total = sum(cv2.contourArea(c) for c in kept)
@@ -113,7 +113,7 @@ class FrigateAnalyzer:
         else:
             cv2.accumulateWeighted(blurred, self._avg, alpha)
             self._motion_frames = 0
-        zones = () if self._calibrating else m.activity(motion)
+        zones = () if self._calibrating else m.activity(np.asarray(motion, dtype=np.uint8))
         result = MotionResult(frame.t_s, pct, zones, self._calibrating)
         events = self._events.update(result)
         return Analysis(tuple(events), bool(zones), "frigate", result)
@@ -143,8 +143,8 @@ class Mog2Analyzer:
             self._masks = _ZoneMasks(self._zones, luma.shape[1], luma.shape[0])
             self._mog = cv2.createBackgroundSubtractorMOG2()
         assert self._masks is not None
-        fg = self._mog.apply(luma)
-        _, fg = cv2.threshold(fg, 200, 255, cv2.THRESH_BINARY)  # 127 = shadow
+        raw = self._mog.apply(luma)
+        fg = np.asarray(cv2.threshold(raw, 200, 255, cv2.THRESH_BINARY)[1], dtype=np.uint8)  # 127 = shadow
         if self._masks.excluded is not None:
             fg[self._masks.excluded] = 0
         zones = self._masks.activity(fg)

@@ -224,8 +224,8 @@ def score(run: SceneRun, scene: sc.Scene | None, name: str, s: Score) -> None:
     s.tamper_false += len(tamper_events)
     truth = sc.truth(scene)
     used: set[int] = set()
-    for zone, spans in truth.items():
-        zr = _zone_records(records, zone)
+    for zone_name, spans in truth.items():
+        zr = _zone_records(records, zone_name)
         for a, b in spans:
             s.truths += 1
             match = [

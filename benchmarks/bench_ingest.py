@@ -26,6 +26,7 @@ import functools
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -771,8 +772,12 @@ def table_hold(cl: dict[str, Clip], quick: bool, hold_s: float, step: int, max_c
             final = _measure_hold(client, proc.pid, ids, hold_s, base_rss, read_health)
             final.rss_slope_mb = _slope(points)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C does: the pool stops its processes
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     rows = [
         [
             final.cameras,

@@ -294,7 +294,7 @@ def _snow(frame: BGR, flakes: F32, t: float) -> BGR:
 def _tree(rng: np.random.Generator, th: int, tw: int) -> tuple[F32, F32]:
     """A leafy crown: colour texture and soft alpha."""
     leaves = rng.random((th // 3 + 1, tw // 3 + 1), dtype=np.float32)
-    leaves = cv2.resize(leaves, (tw, th), interpolation=cv2.INTER_NEAREST)
+    leaves = np.asarray(cv2.resize(leaves, (tw, th), interpolation=cv2.INTER_NEAREST), dtype=np.float32)
     fine = cv2.GaussianBlur(rng.random((th, tw), dtype=np.float32), (0, 0), 1.0)
     level = 35 + 70 * leaves * fine
     colour = np.stack([level * 0.6, level * 1.1, level * 0.7], axis=-1).astype(np.float32)
@@ -302,7 +302,7 @@ def _tree(rng: np.random.Generator, th: int, tw: int) -> tuple[F32, F32]:
     cv2.ellipse(alpha, (tw // 2, th // 2), (tw // 2 - 2, th // 2 - 2), 0, 0, 360, 1.0, -1)
     holes = cv2.GaussianBlur(rng.random((th, tw), dtype=np.float32), (0, 0), 2.0)
     alpha *= (holes > 0.47).astype(np.float32)
-    alpha = cv2.GaussianBlur(alpha, (3, 3), 0.8)
+    alpha = np.asarray(cv2.GaussianBlur(alpha, (3, 3), 0.8), dtype=np.float32)
     return colour, alpha
 
 

@@ -19,6 +19,7 @@ from detectors.analyzer import AnalyzerConfig, CameraAnalyzer
 from detectors.batch import BatchAnalyzer
 from detectors.offline import OfflineOptions, luma_frames
 from detectors.source import ChromaLumaFrame
+from detectors.zones import Zone
 
 CAMERAS = 64
 WARM_FRAMES = 25  # past the analyzers' warm-up, so the timed frames run the full pipeline
@@ -26,7 +27,7 @@ TIMED_FRAMES = 60
 REPEATS = 3
 
 
-def _frames(path: Path, zones: tuple[sc.Zone, ...]) -> list[ChromaLumaFrame]:
+def _frames(path: Path, zones: tuple[Zone, ...]) -> list[ChromaLumaFrame]:
     return list(luma_frames(path, zones, OfflineOptions(detect_width=320, fps=5.0)))
 
 
@@ -52,7 +53,7 @@ def _per_camera(make: Callable[[int], object], frames: list[ChromaLumaFrame], ca
 
 
 def _batched(
-    config: AnalyzerConfig, zones: tuple[sc.Zone, ...], frames: list[ChromaLumaFrame], batch: int
+    config: AnalyzerConfig, zones: tuple[Zone, ...], frames: list[ChromaLumaFrame], batch: int
 ) -> Callable[[], float]:
     def run() -> float:
         shape = frames[0].luma_hw.shape

@@ -12,13 +12,17 @@ import logging
 import multiprocessing
 import multiprocessing.process
 import multiprocessing.synchronize
+import os
 import resource
 import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import av
 import redis
 
 from alerts.publisher import AlertPublisher
@@ -30,7 +34,7 @@ from ingest.backoff import OpenBudget
 from ingest.cameras import Camera, CameraState
 from ingest.frames import DecodeMode
 from ingest.health import HEALTH_KEY, HealthReporter, WorkerHealth
-from ingest.pipeline import EventSink
+from ingest.pipeline import EventSink, PacketHook
 from ingest.registry import CameraRegistry
 from ingest.runner import CameraRunner, RunnerConfig, worker_name
 from ingest.secretbox import SecretBox, SecretKeyError, load_secret_box
@@ -64,7 +68,10 @@ class Worker:
         *,
         sink: EventSink | None = None,
         name: str | None = None,
+        packet_hook: Callable[[str, av.Packet[Any]], object] | None = None,
     ) -> None:
+        """``packet_hook(camera_id, packet)`` sees every compressed packet of every camera before any decode
+        decision (event clips: ``ClipRecorders.push``); it runs on the camera's thread and must be cheap."""
         self.settings = settings
         self.name = name if name is not None else worker_name()
         self._client = client
@@ -81,6 +88,7 @@ class Worker:
             )
             sink = self._alert_sink.emit
         self._sink = sink
+        self._packet_hook = packet_hook
         self.reporter = HealthReporter(client, settings.health_interval_s, summary=self.summary)
         self.runners: dict[str, CameraRunner] = {}
         self._retired: list[CameraRunner] = []
@@ -145,10 +153,21 @@ class Worker:
                         worker=self.name,
                         credentials=credentials,
                         credential_error=error,
+                        on_packet=self._hook_for(cid),
                     )
                     self.runners[cid] = runner
                     runner.start()
                     log.info("camera %s (%s): started", cid, camera.name)
+
+    def _hook_for(self, camera_id: str) -> PacketHook | None:
+        hook = self._packet_hook
+        if hook is None:
+            return None
+
+        def on_packet(packet: av.Packet[Any]) -> None:
+            hook(camera_id, packet)
+
+        return on_packet
 
     def alarm(self, camera_id: str) -> bool:
         """Escalate one camera to full-rate decoding (a camera alarm); False if this worker does not hold it."""
@@ -213,11 +232,40 @@ class Worker:
             self.reporter.tick(runners)  # the final "worker stopped" states
 
 
+# How often a worker process checks that the process that started it still exists.
+_PARENT_CHECK_S = 1.0
+
+
+def _follow_parent(stop: threading.Event, parent_pid: int) -> None:
+    """Stop this worker when its parent is gone: a `sharpeyes worker` killed with SIGTERM or SIGKILL must
+    not leave processes behind that keep watching (and reporting on) cameras."""
+    while not stop.wait(_PARENT_CHECK_S):
+        if os.getppid() != parent_pid:
+            log.warning("the parent process %d is gone: stopping this worker", parent_pid)
+            stop.set()
+
+
+def _relay(pool_stop: multiprocessing.synchronize.Event, stop: threading.Event) -> None:
+    pool_stop.wait()
+    stop.set()
+
+
 def _process_main(
-    settings: Settings, redis_url: str, index: int, count: int, stop: multiprocessing.synchronize.Event
+    settings: Settings,
+    redis_url: str,
+    index: int,
+    count: int,
+    pool_stop: multiprocessing.synchronize.Event,
+    parent: int,
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and sets ``stop``
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and sets ``pool_stop``
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker[{index}] %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    # ``parent`` comes from the parent itself: read here, getppid() would already be 1 if it died while this
+    # process was still importing.
+    threading.Thread(target=_follow_parent, args=(stop, parent), name="parent", daemon=True).start()
+    threading.Thread(target=_relay, args=(pool_stop, stop), name="pool-stop", daemon=True).start()
     client = redis.Redis.from_url(redis_url)
     Worker(settings, client, LocalSplit(index, count)).run(stop)
 
@@ -238,7 +286,7 @@ class WorkerPool:
         for index in range(count):
             proc = self._ctx.Process(
                 target=_process_main,
-                args=(self._settings, self._url, index, count, self._stop),
+                args=(self._settings, self._url, index, count, self._stop, os.getpid()),
                 name=f"sharpeyes-worker-{index}",
             )
             proc.start()

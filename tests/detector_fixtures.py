@@ -31,7 +31,7 @@ def background(height: int = 180, width: int = 320, seed: int = 1) -> U8:
     fine = cv2.GaussianBlur(rng.normal(0, 12, (height, width)), (0, 0), 1.2)
     img = np.clip(coarse + fine, 0, 255).astype(np.uint8)
     cv2.line(img, (0, height * 2 // 3), (width, height * 2 // 3), 230, 2)
-    return img
+    return np.asarray(img, dtype=np.uint8)
 
 
 def scene(

@@ -54,7 +54,8 @@ def test_infrared_switch_changes_parameter_set_without_any_alarm() -> None:
     ir_base = np.clip(base.astype(np.float32) * 0.6 + 80, 0, 255).astype(np.uint8)
     night = scene(60, base=ir_base, chroma=0.0, t_from=8.0, noise=3.0)
     analyzer = CameraAnalyzer("cam", (LEFT, RIGHT), CONFIG)
-    params, events = [], []
+    params: list[str] = []
+    events: list[Event] = []
     for f in [*day, *night]:
         a = analyzer.process(f)
         params.append(a.params)

@@ -113,7 +113,8 @@ def test_camera_to_case_queue(need_gst: None, system: str, walker_h264: Path, rc
         alerts = http.get("/api/v1/alerts", headers=view).json()["alerts"]
         assert incident.id in [a["id"] for a in alerts]
         snap = http.get(f"/api/v1/alerts/{incident.id}/snapshot", headers=view)
-        assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
+        assert snap.status_code == 200, (snap.text, incident.model_dump_json())
+        assert snap.headers["content-type"] == "image/jpeg"
         image = cv2.imdecode(np.frombuffer(snap.content, np.uint8), cv2.IMREAD_COLOR)
         assert image is not None and image.shape == (360, 640, 3)
 

@@ -3,18 +3,22 @@ the process pool splitting cameras between processes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import redis
 from pydantic import SecretStr
 
+from ingest.assignment import LocalSplit
 from ingest.cameras import CameraState
 from ingest.health import HEALTH_KEY, read_health, read_workers
 from ingest.registry import CameraRegistry
 from ingest.secretbox import load_secret_box
-from ingest.worker import WorkerPool
-from tests.ingest_fixtures import fast_settings, register, spec, start_worker, wait_for
+from ingest.worker import Worker, WorkerPool
+from tests.ingest_fixtures import RunningWorker, fast_settings, register, spec, start_worker, wait_for
 from tests.peers import RtspServer
 
 pytest_plugins = ["tests.ingest_fixtures"]
@@ -22,6 +26,21 @@ pytest_plugins = ["tests.ingest_fixtures"]
 
 def _states(client: redis.Redis, ids: list[str]) -> dict[str, CameraState]:
     return {cid: h.state for cid, h in read_health(client, ids).items()}
+
+
+def test_the_packet_hook_sees_every_packet_of_every_camera(
+    tmp_path: Path, redis_url: str, rclient: redis.Redis, small_h264: Path
+) -> None:
+    seen: dict[str, int] = {}
+
+    def hook(camera_id: str, packet: object) -> None:
+        seen[camera_id] = seen.get(camera_id, 0) + 1
+
+    [cid] = register(rclient, spec(small_h264.as_uri(), "hooked"))
+    worker = Worker(fast_settings(tmp_path, redis_url), rclient, LocalSplit(0, 1), packet_hook=hook)
+    with RunningWorker(worker):
+        wait_for(lambda: seen.get(cid, 0) >= 30, 20, "30 packets through the hook")
+    assert seen[cid] >= 30 and list(seen) == [cid]
 
 
 def test_worker_follows_registry_changes(
@@ -85,3 +104,33 @@ def test_stored_passwords_reach_the_camera_and_never_its_health(
             )
             health = read_health(rclient, [bad])[bad]
     assert health.last_error is not None and "401" in health.last_error and "guess" not in health.last_error
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def test_worker_processes_do_not_outlive_a_killed_sharpeyes_worker(tmp_path: Path, redis_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYES_")}
+    env.update(SHARPEYES_REDIS_URL=redis_url, SHARPEYES_DATA_DIR=str(tmp_path / "data"), SHARPEYES_WORKER_PROCS="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sharpeyes", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: len(_children(proc.pid)) >= 3, 30, "two worker processes and the resource tracker")
+        workers = _children(proc.pid)
+        proc.kill()  # SIGKILL: no chance to stop its pool
+        proc.wait()
+        wait_for(lambda: not any(os.path.exists(f"/proc/{p}/status") and _alive(p) for p in workers), 20, "no orphan")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _alive(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        return "State:\tZ" not in f.read()
