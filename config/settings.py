@@ -69,7 +69,10 @@ class Settings(BaseSettings):
     motion_threshold: int = Field(
         # 10, not Frigate's 25-30: illumination is divided out and the threshold also follows each pixel's
         # noise, so 10 keeps pale people and vehicles (25 missed them in bench_accuracy) without rain alarms.
-        default=10, ge=1, le=255, description="Day: luma difference floor (0-255) that counts a pixel as changed."
+        default=10,
+        ge=1,
+        le=255,
+        description="Day: luma difference floor (0-255) that counts a pixel as changed.",
     )
     zone_min_fraction: float = Field(
         default=0.01,
