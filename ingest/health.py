@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Protocol, cast
 
 import redis
@@ -109,7 +110,10 @@ def effective_state(
     if now - health.reported_at > stale_after_s:
         return (
             CameraState.OFFLINE,
-            f"no report from worker {health.worker} for {now - health.reported_at:.0f} s",
+            # A fixed time, not a running count of seconds: the message (and so the map's ETag) stays the same
+            # between rebuilds while nothing changes.
+            f"no report from worker {health.worker} since "
+            f"{datetime.fromtimestamp(health.reported_at, tz=UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC",
         )
     return health.state, health.last_error
 

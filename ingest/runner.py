@@ -21,6 +21,8 @@ import av
 
 from config.settings import Settings
 from detectors.analyzer import AnalyzerConfig, CameraAnalyzer
+from detectors.events import Event
+from detectors.videoloss import VideoLossTracker
 from ingest.backoff import BackoffPolicy, OpenBudget
 from ingest.cameras import Camera, CameraState
 from ingest.decoding import DecoderSettings
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 STABLE_CONNECTION_S = 30.0
 # Rolling history of state changes and reconnect decisions per camera, for operators and tests.
 _HISTORY = 64
+# The parameter-set name video_loss alerts carry: they come from the ingest engine's state, not a detector.
+VIDEO_LOSS_PARAMS = "ingest"
 # Two decode errors and a fifth of the decoded frames damaged within a window marks the stream degraded:
 # one damaged frame is a lost packet, a fifth is a broken encoder or link.
 _CORRUPT_MIN = 2
@@ -55,6 +59,7 @@ class RunnerConfig:
     degraded_window_s: float = 10.0
     degraded_fps_fraction: float = 0.5
     keyframe_warn_s: float = 4.0
+    video_loss_grace_s: float = 10.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> RunnerConfig:
@@ -78,6 +83,7 @@ class RunnerConfig:
             degraded_window_s=s.degraded_window_s,
             degraded_fps_fraction=s.degraded_fps_fraction,
             keyframe_warn_s=s.keyframe_warn_s,
+            video_loss_grace_s=s.video_loss_grace_s,
         )
 
 
@@ -145,7 +151,8 @@ class CameraRunner:
         self.stats = CameraStats()
         self.history: deque[StateChange] = deque([StateChange(self.since, self.state, None)], maxlen=_HISTORY)
         self.retries: deque[RetryDecision] = deque(maxlen=_HISTORY)
-        self.analyzer = CameraAnalyzer(camera.id, camera.zones, config.analyzer)
+        # effective_zones: the camera-wide arming schedule applied to detect zones that have none of their own.
+        self.analyzer = CameraAnalyzer(camera.id, camera.effective_zones, config.analyzer)
         self.pipeline = CameraPipeline(
             camera, self.analyzer, sink, config.detect_width, config.modes, self.stats, live=True, on_packet=on_packet
         )
@@ -153,6 +160,7 @@ class CameraRunner:
         self._declared_fps: float | None = None
         self._size: tuple[int, int] | None = None
         self._warned: set[str] = set()
+        self._video_loss = VideoLossTracker(camera.id, grace_s=config.video_loss_grace_s)
 
     # --- lifecycle
 
@@ -191,12 +199,23 @@ class CameraRunner:
             if state is self.state and error == self.last_error:
                 return
             now = time.time()
+            loss: list[Event] = []
             if state is not self.state:
                 self.since = now
                 self.history.append(StateChange(now, state, error))
                 log.info("camera %s: %s%s", self.camera.id, state.value, f" ({error})" if error else "")
+                loss = self._video_loss.update(state, now)
             self.state, self.last_error = state, error
             self._dirty = True
+        self._emit_video_loss(loss)
+
+    def _emit_video_loss(self, events: list[Event]) -> None:
+        """Send video_loss starts and ends to the sink (outside the state lock: the sink may block briefly)."""
+        for event in events:
+            try:
+                self._sink(event, self.camera, VIDEO_LOSS_PARAMS, None)
+            except Exception:  # the same last resort as in _connect_once: the camera must go on
+                log.exception("camera %s: internal error while reporting video loss", self.camera.id)
 
     @property
     def dirty(self) -> bool:
@@ -209,6 +228,11 @@ class CameraRunner:
         PyAV's own read timeout ends the read about then too and the thread reconnects; this makes the
         state visible even while the thread is still inside the blocking read.
         """
+        if not self._stop.is_set():
+            # A camera that stays down past the grace time raises video_loss here: no new state triggers it.
+            with self._lock:
+                loss = self._video_loss.poll(time.time())
+            self._emit_video_loss(loss)
         last = self.stats.last_packet_mono
         if self.state not in (CameraState.ONLINE, CameraState.DEGRADED) or not last:
             return

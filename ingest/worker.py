@@ -25,9 +25,7 @@ from typing import Any
 import av
 import redis
 
-from alerts.publisher import AlertPublisher
 from alerts.sink import AlertSink
-from alerts.snapshots import FileSnapshotStore
 from config.settings import Settings
 from ingest.assignment import Assignment, LocalSplit
 from ingest.backoff import OpenBudget
@@ -81,12 +79,12 @@ class Worker:
         self.budget = OpenBudget(settings.opens_per_second)
         self._alert_sink: AlertSink | None = None
         if sink is None:
-            self._alert_sink = AlertSink(
-                AlertPublisher(client, settings.stream_maxlen),
-                FileSnapshotStore(snapshot_dir(settings)),
-                settings.snapshot_quality,
-            )
+            # The durable path: emit() returns once the alert is fsynced in this worker's outbox.
+            self._alert_sink = AlertSink.from_settings(settings, client, worker=self.name)
             sink = self._alert_sink.emit
+            clips = self._alert_sink.clips
+            if packet_hook is None and clips is not None:
+                packet_hook = clips.push
         self._sink = sink
         self._packet_hook = packet_hook
         self.reporter = HealthReporter(client, settings.health_interval_s, summary=self.summary)
@@ -141,6 +139,8 @@ class Worker:
                 else:
                     runner.stop()  # another worker holds it now and reports on it
                     reason = "reassigned"
+                if reason != "changed, restarting" and self._alert_sink is not None and self._alert_sink.clips:
+                    self._alert_sink.clips.reset(cid)  # its packet ring is of no further use here
                 log.info("camera %s: stopped (%s)", cid, reason)
             for cid, camera in wanted.items():
                 if cid not in self.runners:
@@ -219,14 +219,15 @@ class Worker:
                     log.warning("registry unreachable, keeping %d cameras as they are: %s", len(self.runners), exc)
                 stop.wait(self.settings.registry_poll_s)
         finally:
-            if self._alert_sink is not None:
-                self._alert_sink.close()
             runners = list(self.runners.values())
             for runner in runners:
                 runner.stop()
             deadline = time.monotonic() + self.settings.read_timeout_s + 2
             for runner in runners:
                 runner.join(timeout=max(0.0, deadline - time.monotonic()))
+            # Only now: the stopping cameras' END messages go through the sink before it drains and closes.
+            if self._alert_sink is not None:
+                self._alert_sink.close()
             reporter_stop.set()
             reporter.join(timeout=5)
             self.reporter.tick(runners)  # the final "worker stopped" states

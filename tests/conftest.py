@@ -16,6 +16,9 @@ from config.settings import Settings, load_settings
 from ingest.synthetic import standard_clip
 from tests.peers import gst_available, redis_server_url
 
+# Fixture modules shared by several test files; registered here, the root conftest, as pytest requires.
+pytest_plugins = ["tests.ingest_fixtures", "tests.ipycam_fixtures"]
+
 CLIP_CACHE = Path(__file__).resolve().parent.parent / "var" / "test-clips"
 
 

@@ -26,8 +26,6 @@ BODY: dict[str, Any] = {
     "zones": [{"name": "crosswalk", "polygon": [[0.3, 0.4], [0.7, 0.4], [0.7, 0.85], [0.3, 0.85]]}],
 }
 
-pytest_plugins = ["tests.ipycam_fixtures"]
-
 
 @pytest.fixture
 def client(settings: Settings, redis_url: str, rclient: redis.Redis, tokens: dict[Role, str]) -> Iterator[TestClient]:

@@ -18,8 +18,6 @@ from ingest.secretbox import SecretBox
 from tests.ipycam_fixtures import IpyCam
 from tests.peers import free_port
 
-pytest_plugins = ["tests.ipycam_fixtures"]
-
 
 def spec(ext: str, onvif: str | None, **fields: Any) -> CameraSpec:
     body: dict[str, Any] = {"name": ext, "external_id": ext, "location": {"lat": 1, "lon": 2}, "onvif_url": onvif}

@@ -13,8 +13,6 @@ from sharpeyes.cli import main
 from tests.ipycam_fixtures import IpyCam
 from tests.registry_data import city_row, to_csv
 
-pytest_plugins = ["tests.ipycam_fixtures"]
-
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, rclient: redis.Redis, tmp_path: Path) -> Path:

@@ -18,8 +18,6 @@ import pytest
 from ingest.discovery import DiscoveryError, interface_address, parse_probe_matches
 from tests.ipycam_fixtures import IpyCam
 
-pytest_plugins = ["tests.ipycam_fixtures"]
-
 REPO = Path(__file__).resolve().parent.parent
 MATCH = b"""<?xml version="1.0" encoding="UTF-8"?>
 <s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"

@@ -24,8 +24,6 @@ from ingest.worker import Worker
 from tests.ingest_fixtures import corrupt_h264, fast_settings, register, spec, start_worker, wait_for
 from tests.peers import RtspServer, free_port
 
-pytest_plugins = ["tests.ingest_fixtures"]
-
 
 def _health(client: redis.Redis, cid: str) -> CameraHealth | None:
     return read_health(client, [cid]).get(cid)

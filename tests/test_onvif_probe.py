@@ -20,8 +20,6 @@ from tests.peers import free_port
 
 LOOPBACK = ProbeConfig(NetGuard.from_setting("127.0.0.0/8"), timeout_s=5.0, max_clock_skew_s=300.0)
 
-pytest_plugins = ["tests.ipycam_fixtures"]
-
 
 def probe(
     url: str, user: str | None = None, password: str | None = None, config: ProbeConfig = LOOPBACK

@@ -19,8 +19,6 @@ from ingest.stats import RateMeter
 from tests.ingest_fixtures import fast_settings, make_camera, wait_for
 from tests.peers import RtspServer
 
-pytest_plugins = ["tests.ingest_fixtures"]
-
 
 @pytest.fixture
 def config(tmp_path: Path, redis_url: str) -> RunnerConfig:

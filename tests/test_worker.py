@@ -21,8 +21,6 @@ from ingest.worker import Worker, WorkerPool
 from tests.ingest_fixtures import RunningWorker, fast_settings, register, spec, start_worker, wait_for
 from tests.peers import RtspServer
 
-pytest_plugins = ["tests.ingest_fixtures"]
-
 
 def _states(client: redis.Redis, ids: list[str]) -> dict[str, CameraState]:
     return {cid: h.state for cid, h in read_health(client, ids).items()}
