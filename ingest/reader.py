@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import av
 import av.container
@@ -24,6 +24,7 @@ import av.video
 import cv2
 import numpy as np
 
+from ingest.cameras import stream_url_with_credentials
 from ingest.frames import Luma
 
 # Formats whose first plane is the 8-bit luma plane; anything else goes through swscale (rare on cameras).
@@ -61,14 +62,7 @@ def is_file_url(url: str) -> bool:
 
 def with_credentials(url: str, username: str | None, password: str | None) -> str:
     """``url`` with ``username:password@`` inserted (RTSP only). The result must never be logged."""
-    if not username or is_file_url(url):
-        return url
-    parts = urlsplit(url)
-    userinfo = quote(username, safe="")
-    if password:
-        userinfo += ":" + quote(password, safe="")
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+    return stream_url_with_credentials(url, username, password) or url
 
 
 def file_path(url: str) -> str:
