@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,10 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Worker processes only."""
     with redis_url(settings) as url:
@@ -66,6 +71,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         pool = WorkerPool(settings, url)
         pool.start()
         print(f"sharpeyes: {settings.worker_procs} worker process(es) on {url}; Ctrl-C stops them", flush=True)
+        # SIGTERM (systemd, Kubernetes) stops as gracefully as Ctrl-C: open events end, the outbox drains.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             pool.wait()
         except KeyboardInterrupt:
