@@ -14,14 +14,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from alerts.snapshots import FileSnapshotStore
+from alerts.snapshots import FileSnapshotStore, snapshot_dir
 from api import alerts, cameras
 from api.audit import read_audit
 from api.auth import TokenStore
 from api.deps import Admin, Resources, ResourcesDep
 from config.settings import Settings
 from ingest.registry import CameraRegistry
-from ingest.worker import snapshot_dir
 
 
 def _field_message(err: dict[str, Any]) -> str:

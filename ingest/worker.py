@@ -19,7 +19,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import av
@@ -38,11 +37,6 @@ from ingest.runner import CameraRunner, RunnerConfig, worker_name
 from ingest.secretbox import SecretBox, SecretKeyError, load_secret_box
 
 log = logging.getLogger(__name__)
-
-
-def snapshot_dir(settings: Settings) -> Path:
-    """Where snapshots are stored (shared by workers and the API on one machine)."""
-    return settings.data_dir / "snapshots"
 
 
 def _rss_mb() -> float:
@@ -96,17 +90,16 @@ class Worker:
 
     def _credentials(self, camera: Camera) -> tuple[tuple[str | None, str | None], str | None]:
         """(username, password) for the reader, or an error when the stored password cannot be decrypted."""
-        # getattr: the credential fields are the registry's; a camera without them has no credentials.
-        username: str | None = getattr(camera, "username", None)
-        token: str | None = getattr(camera, "password_enc", None)
-        if token is None:
-            return (username, None), None
+        if camera.password_enc is None:
+            return (camera.username, None), None
         try:
             if self._box is None:
+                # Loaded on the first camera with a password: a worker without any never needs the key file.
                 self._box = load_secret_box(self.settings)
-            return (username, self._box.decrypt(token)), None
+                self._registry = CameraRegistry(self._client, self._box)
+            return (camera.username, self._registry.password(camera)), None
         except SecretKeyError as exc:
-            return (username, None), f"cannot use the stored password: {exc}"
+            return (camera.username, None), f"cannot use the stored password: {exc}"
 
     def sync(self) -> None:
         """Reload the registry if it changed and start, stop or restart runners to match it."""
