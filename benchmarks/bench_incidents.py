@@ -11,7 +11,6 @@ core, Valkey to the other.
    truncated to whole milliseconds, so the figures are +-1 ms).
 3. Outage: Redis stopped for ``--outage-s`` (default 300 s) while alerts keep coming at ``--outage-rate``;
    then Redis returns and the backlog drains while alerts keep coming. Reports the drain rate.
-4. Event-clip packet rings: bytes held per camera against the cap, with the RSS that goes with it.
 
 Run: ``python -m benchmarks.bench_incidents`` (about 7 minutes; ``--quick`` for a 30-s outage).
 """
@@ -20,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -35,7 +32,6 @@ from typing import Any, cast
 
 import redis
 
-from alerts.clips import ClipConfig, ClipRecorders, FileClipStore
 from alerts.drain import DrainConfig
 from alerts.publisher import INCIDENTS_STREAM, AlertPublisher
 from alerts.sink import AlertSink
@@ -45,13 +41,11 @@ from config.settings import load_settings
 from detectors.events import Event, EventPhase, EventType
 from detectors.zones import Zone
 from ingest.cameras import Camera, Location
-from ingest.synthetic import standard_clip
 from tests.peers import RedisServerProcess
 
 # Enough cameras that no two events share a camera within a millisecond (that would be one event by key).
 CAMERAS = 10_000
 ZONE = Zone(name="street", polygon=((0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9)))
-CLIP_DIR = Path(__file__).resolve().parent.parent / "var" / "test-clips"
 
 
 def _cameras() -> list[Camera]:
@@ -243,46 +237,8 @@ def outage(rig: Rig, seconds: float, rate: float, progress: Callable[[str], None
     }
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def _ring_rss(cap: int, cameras: int, clip: str) -> tuple[float, float, float]:
-    """In a fresh process: (max KiB held per camera, median span s, RSS growth KiB per camera)."""
-    import av
-
-    containers = [av.open(clip) for _ in range(cameras)]
-    for container in containers:  # demuxers at their steady state first: only the rings should grow below
-        for _packet in container.demux(video=0):
-            pass
-        container.seek(0)
-    recorders = ClipRecorders(FileClipStore(Path(tempfile.mkdtemp())), ClipConfig(pre_s=5.0, ring_bytes=cap))
-    before = _rss_bytes()
-    for n, container in enumerate(containers):
-        for i, packet in enumerate(container.demux(video=0)):
-            if packet.size:
-                recorders.push(f"cam{n}", packet, arrived=1e9 + i / 25)
-    grown = _rss_bytes() - before
-    held = max(recorders.ring(f"cam{n}").bytes for n in range(cameras))
-    span = statistics.median(recorders.ring(f"cam{n}").span_s() for n in range(cameras))
-    return held / 1024, span, grown / cameras / 1024
-
-
-def ring_memory(caps: list[int], cameras: int) -> list[list[object]]:
-    """Fill ``cameras`` rings from the walker clip (600 kbit/s, 640x360) per cap, each cap in a fresh process."""
-    clip = str(standard_clip("walker", CLIP_DIR, container="mp4"))
-    ctx = multiprocessing.get_context("spawn")
-    rows: list[list[object]] = []
-    for cap in caps:
-        with ctx.Pool(1) as pool:
-            held, span, grown = pool.apply(_ring_rss, (cap, cameras, clip))
-        rows.append([f"{cap / 1024:,.0f} KiB", cameras, held, span, grown])
-    return rows
-
-
 def main(argv: list[str]) -> None:
-    """Run the four measurements and print their tables."""
+    """Run the three measurements and print their tables."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_incidents",
         description=__doc__,
@@ -317,7 +273,6 @@ def main(argv: list[str]) -> None:
                 progress(f"round {r + 1}/{args.rounds} done")
             progress(f"outage of {args.outage_s:.0f} s at {args.outage_rate:g} alerts/s ...")
             out = outage(rig, args.outage_s, args.outage_rate, progress)
-            rings = ring_memory([512 * 1024, 2 * 1024 * 1024, 8 * 1024 * 1024], cameras=50)
         finally:
             rig.close()
     rows = []
@@ -362,11 +317,6 @@ def main(argv: list[str]) -> None:
                 int(out["total"]),
             ]
         ],
-    )
-    print_table(
-        "Event-clip packet rings, walker clip (600 kbit/s, 640x360, 1-s GOP), pre_s 5",
-        ["ring cap", "cameras", "max KiB held per camera", "median span s", "RSS growth KiB per camera"],
-        rings,
     )
 
 
