@@ -13,7 +13,7 @@ One probe, in order:
 
 A refused login is reported as clock skew when the camera's clock is off by more than
 ``probe_max_clock_skew_s`` (WS-Security logins carry a timestamp the camera checks), else as bad
-credentials. The whole probe is bounded by ``probe_timeout_s``.
+credentials. The whole probe is bounded by ``probe_timeout_s``. Reading the replies is ``ingest.onvif_replies``.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ import contextlib
 import errno
 import logging
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import zeep.exceptions
@@ -37,8 +36,19 @@ from onvif.exceptions import ONVIFAuthError, ONVIFError, ONVIFTimeoutError
 from onvif.util import replace_host_port
 
 from config.settings import Settings
-from ingest.cameras import check_stream_url, onvif_host_port
+from ingest.cameras import onvif_host_port
 from ingest.netguard import NetGuard, NetworkNotAllowed
+from ingest.onvif_replies import (
+    bracket,
+    clean_stream_uri,
+    describe_skew,
+    parse_soap,
+    profile_token,
+    service_names,
+    soap_time,
+    stream_profile,
+    text,
+)
 from ingest.probe_result import ProbeErrorKind, ProbeResult, StreamProfile, choose_streams
 
 log = logging.getLogger(__name__)
@@ -57,19 +67,6 @@ _TIME_HEADERS = {
 }
 # Words cameras put in faults when a login is refused (WS-Security and vendor phrasings seen in the field).
 _AUTH_WORDS = ("notauthorized", "not authorized", "unauthorized", "failedauthentication", "authority", "password")
-_SERVICE_NAMES = {
-    "http://www.onvif.org/ver10/device/wsdl": "device",
-    "http://www.onvif.org/ver10/media/wsdl": "media",
-    "http://www.onvif.org/ver20/media/wsdl": "media2",
-    "http://www.onvif.org/ver20/ptz/wsdl": "ptz",
-    "http://www.onvif.org/ver10/events/wsdl": "events",
-    "http://www.onvif.org/ver20/imaging/wsdl": "imaging",
-    "http://www.onvif.org/ver10/deviceIO/wsdl": "deviceio",
-    "http://www.onvif.org/ver20/analytics/wsdl": "analytics",
-    "http://www.onvif.org/ver10/recording/wsdl": "recording",
-    "http://www.onvif.org/ver10/search/wsdl": "search",
-    "http://www.onvif.org/ver10/replay/wsdl": "replay",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +165,7 @@ async def _probe(run: _Run, username: str | None, password: str | None, config: 
     await _preflight(run)
     warnings: list[str] = []
     if run.skew_s is not None and abs(run.skew_s) > config.max_clock_skew_s:
-        warnings.append(f"the camera's clock is {_describe_skew(run.skew_s)}: set up NTP on it")
+        warnings.append(f"the camera's clock is {describe_skew(run.skew_s)}: set up NTP on it")
     camera = _PinnedCamera(run.address, run.port, username or "", password or "", no_cache=True, adjust_time=True)
     try:
         return await _query(run, camera, config, warnings)
@@ -232,7 +229,7 @@ async def _tcp_connect(run: _Run) -> None:
 
 async def _preflight(run: _Run) -> None:
     """Unauthenticated GetSystemDateAndTime: is this ONVIF, does it want a login, what time is it there."""
-    url = f"http://{_bracket(run.address)}:{run.port}/onvif/device_service"
+    url = f"http://{bracket(run.address)}:{run.port}/onvif/device_service"
     try:
         async with (
             aiohttp.ClientSession() as session,
@@ -254,9 +251,9 @@ async def _preflight(run: _Run) -> None:
         ) from None
     except aiohttp.ClientError as exc:
         raise ProbeFailed(ProbeErrorKind.UNREACHABLE, f"connection to {run.host}:{run.port} failed: {exc}") from None
-    root = _parse_soap(body)
+    root = parse_soap(body)
     if root is not None:
-        camera_time = _soap_time(root)
+        camera_time = soap_time(root)
         if camera_time is not None:
             run.skew_s = (camera_time - datetime.now(UTC)).total_seconds()
             return
@@ -281,82 +278,57 @@ async def _preflight(run: _Run) -> None:
             run.skew_s = (parsedate_to_datetime(date_header) - datetime.now(UTC)).total_seconds()
 
 
-def _parse_soap(body: bytes) -> ET.Element | None:
-    if b"<!DOCTYPE" in body[:1024].upper():
-        return None  # no DTDs from devices: they are the door to entity expansion attacks
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        return None
-    return root if root.tag.endswith("}Envelope") else None
-
-
-def _soap_time(root: ET.Element) -> datetime | None:
-    utc = root.find(".//{*}UTCDateTime")
-    if utc is None:
-        return None
-    try:
-        parts = {
-            name: int(text)
-            for name in ("Year", "Month", "Day", "Hour", "Minute", "Second")
-            if (text := utc.findtext(f".//{{*}}{name}")) is not None
-        }
-        return datetime(
-            parts["Year"], parts["Month"], parts["Day"], parts["Hour"], parts["Minute"], parts["Second"], tzinfo=UTC
-        )
-    except (KeyError, ValueError):
-        return None
-
-
-def _describe_skew(skew_s: float) -> str:
-    size = abs(skew_s)
-    amount = f"{size / 3600:.1f} h" if size >= 3600 else f"{size / 60:.0f} min" if size >= 60 else f"{size:.0f} s"
-    return f"{amount} {'ahead of' if skew_s > 0 else 'behind'} this server's"
-
-
 def _classify(run: _Run, exc: Exception, config: ProbeConfig) -> ProbeFailed:
     """The operator's words for an exception from onvif-zeep-async/zeep during ``run.step``."""
     if isinstance(exc, ONVIFTimeoutError):
         return ProbeFailed(ProbeErrorKind.TIMEOUT, f"the camera did not answer in time while {run.step}")
-    text = str(exc)
+    detail = str(exc)
     if isinstance(exc, zeep.exceptions.Fault):
-        text = " ".join(str(p) for p in (exc.message, exc.code, getattr(exc, "subcodes", None)) if p)
+        detail = " ".join(str(p) for p in (exc.message, exc.code, getattr(exc, "subcodes", None)) if p)
     status = getattr(exc, "status_code", None)
     # A camera that answered the unauthenticated time request with HTTP 401 and a web page gets the same page
     # from zeep as an unparseable "unknown fault".
-    http_401_page = run.auth_scheme is not None and "unknown fault" in text.lower()
-    is_auth = (
-        isinstance(exc, ONVIFAuthError) or status == 401 or http_401_page or any(w in text.lower() for w in _AUTH_WORDS)
-    ) and not (isinstance(exc, zeep.exceptions.TransportError) and status not in (None, 401))
+    http_401_page = run.auth_scheme is not None and "unknown fault" in detail.lower()
+    said_auth = any(w in detail.lower() for w in _AUTH_WORDS)
+    other_http_error = isinstance(exc, zeep.exceptions.TransportError) and status not in (None, 401)
+    is_auth = (isinstance(exc, ONVIFAuthError) or status == 401 or http_401_page or said_auth) and not other_http_error
     if is_auth:
         if run.skew_s is not None and abs(run.skew_s) > config.max_clock_skew_s and not run.compensated:
             return ProbeFailed(
                 ProbeErrorKind.CLOCK_SKEW,
-                f"the camera refused the login and its clock is {_describe_skew(run.skew_s)} "
+                f"the camera refused the login and its clock is {describe_skew(run.skew_s)} "
                 f"(more than {config.max_clock_skew_s:g} s): ONVIF logins are timestamped, so set the camera's "
                 "clock (NTP) and probe again",
             )
+        # The login was timestamped by the camera's own clock, so the skew did not cause the refusal; it is still
+        # worth fixing (recordings and events carry the camera's time).
+        clock = (
+            f"; its clock is also {describe_skew(run.skew_s)}: set up NTP on it"
+            if run.skew_s is not None and abs(run.skew_s) > config.max_clock_skew_s
+            else ""
+        )
         if not run.has_credentials:
             return ProbeFailed(
-                ProbeErrorKind.BAD_CREDENTIALS, "the camera requires a username and password: give both and probe again"
+                ProbeErrorKind.BAD_CREDENTIALS,
+                f"the camera requires a username and password: give both and probe again{clock}",
             )
         http = " (it asks for HTTP authentication)" if run.auth_scheme else ""
         return ProbeFailed(
             ProbeErrorKind.BAD_CREDENTIALS,
             f"the camera refused the username or password{http}: check both, and that the user may use ONVIF "
-            "(many cameras keep ONVIF users apart from web users)",
+            f"(many cameras keep ONVIF users apart from web users){clock}",
         )
-    if isinstance(exc, ONVIFError) and "support service" in text:
-        return ProbeFailed(ProbeErrorKind.NO_VIDEO, f"the camera offers no media service ({text})")
+    if isinstance(exc, ONVIFError) and "support service" in detail:
+        return ProbeFailed(ProbeErrorKind.NO_VIDEO, f"the camera offers no media service ({detail})")
     if isinstance(exc, zeep.exceptions.TransportError):
         return ProbeFailed(ProbeErrorKind.DEVICE_ERROR, f"the camera answered HTTP {status} while {run.step}")
-    return ProbeFailed(ProbeErrorKind.DEVICE_ERROR, f"the camera reported an error while {run.step}: {text[:300]}")
+    return ProbeFailed(ProbeErrorKind.DEVICE_ERROR, f"the camera reported an error while {run.step}: {detail[:300]}")
 
 
 async def _query(run: _Run, camera: _PinnedCamera, config: ProbeConfig, warnings: list[str]) -> ProbeResult:
     run.step = "listing services (GetServices)"
     await camera.update_xaddrs()
-    services = sorted({_SERVICE_NAMES.get(ns, ns) for ns in camera.xaddrs})
+    services = service_names(camera.xaddrs)
     if camera.dt_diff is not None:
         run.skew_s = camera.dt_diff.total_seconds()
     run.step = "reading device information"
@@ -395,11 +367,11 @@ async def _query(run: _Run, camera: _PinnedCamera, config: ProbeConfig, warnings
         probed_at=datetime.now(UTC),
         onvif_url=run.onvif_url,
         ok=True,
-        manufacturer=_text(getattr(info, "Manufacturer", None)),
-        model=_text(getattr(info, "Model", None)),
-        firmware=_text(getattr(info, "FirmwareVersion", None)),
-        serial=_text(getattr(info, "SerialNumber", None)),
-        hardware_id=_text(getattr(info, "HardwareId", None)),
+        manufacturer=text(getattr(info, "Manufacturer", None)),
+        model=text(getattr(info, "Model", None)),
+        firmware=text(getattr(info, "FirmwareVersion", None)),
+        serial=text(getattr(info, "SerialNumber", None)),
+        hardware_id=text(getattr(info, "HardwareId", None)),
         services=tuple(services),
         capabilities=tuple(capabilities),
         profiles=tuple(profiles),
@@ -411,83 +383,18 @@ async def _query(run: _Run, camera: _PinnedCamera, config: ProbeConfig, warnings
 
 
 async def _profile(run: _Run, media: Any, raw: Any, config: ProbeConfig, warnings: list[str]) -> StreamProfile | None:
-    token = _text(getattr(raw, "token", None))
-    vec = getattr(raw, "VideoEncoderConfiguration", None)
-    if token is None or vec is None:
+    token = profile_token(raw)
+    if token is None:
         return None  # audio-only or metadata profile
-    resolution = getattr(vec, "Resolution", None)
-    rate = getattr(vec, "RateControl", None)
-    codec = _text(getattr(vec, "Encoding", None))
-    gop_holder = getattr(vec, "H264", None) or getattr(vec, "MPEG4", None)
     run.step = f"asking for the stream address of profile {token} (GetStreamUri)"
     setup = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
     reply = await media.GetStreamUri({"StreamSetup": setup, "ProfileToken": token})
-    uri = await _clean_uri(run, _text(getattr(reply, "Uri", None)), token, config, warnings)
-    return StreamProfile(
-        token=token,
-        name=_text(getattr(raw, "Name", None)),
-        uri=uri,
-        codec=codec.upper() if codec else None,
-        width=_int(getattr(resolution, "Width", None)),
-        height=_int(getattr(resolution, "Height", None)),
-        fps=_float(getattr(rate, "FrameRateLimit", None)),
-        gop=_int(getattr(gop_holder, "GovLength", None)),
-        bitrate_kbps=_int(getattr(rate, "BitrateLimit", None)),
+    uri = await clean_stream_uri(
+        text(getattr(reply, "Uri", None)),
+        token,
+        probed_host=run.host,
+        lan_hosts=run.lan_hosts,
+        guard=config.guard,
+        warnings=warnings,
     )
-
-
-async def _clean_uri(run: _Run, uri: str | None, token: str, config: ProbeConfig, warnings: list[str]) -> str | None:
-    """The stream URI made registrable: no credentials, a real host, inside the allowed networks."""
-    if not uri:
-        return None
-    parts = urlsplit(uri.strip())
-    if parts.scheme not in ("rtsp", "rtsps"):
-        warnings.append(f"profile {token}: stream URI {parts.scheme}://... is not RTSP; skipped")
-        return None
-    host = parts.hostname or ""
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if parts.username or parts.password:
-        warnings.append(f"profile {token}: the camera put credentials into its stream URI; they were removed")
-    if (host in ("", "0.0.0.0", "::", "localhost") or host in run.lan_hosts) and run.host != host:
-        # No usable host, or the LAN address the camera also gave for its services (it sits behind NAT):
-        # the stream is where the camera was reached.
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{_bracket(run.host)}{port}"
-        warnings.append(f"profile {token}: the stream URI names host {host or '(none)'}; using {run.host}")
-    elif host != run.host:
-        try:
-            await config.guard.resolve(host, parts.port or 554)
-        except NetworkNotAllowed as exc:
-            warnings.append(f"profile {token}: stream host refused: {exc}")
-            return None
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-    try:
-        return check_stream_url(clean)
-    except ValueError as exc:
-        warnings.append(f"profile {token}: stream URI {clean!r} unusable: {exc}")
-        return None
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return stream_profile(raw, token, uri, warnings)

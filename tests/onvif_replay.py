@@ -1,7 +1,10 @@
 """A loopback HTTP server that answers ONVIF SOAP requests with the stored replies of ``tests/data/onvif/<quirk>``.
 
 Used only for camera quirks ipycam cannot produce (see that folder's README); the client side under test
-(onvif-zeep-async, zeep, aiohttp and the probe) runs for real against it.
+(onvif-zeep-async, zeep, aiohttp and the probe) runs for real against it. ``<Operation>.xml`` is the reply
+(recorded from a real device in the device folders), ``<Operation>.composed.xml`` a hand-written reply for an
+operation the recording of that device does not include, and ``_fault.xml``/``_fault.composed.xml`` the reply to
+every other operation.
 """
 
 from __future__ import annotations
@@ -81,10 +84,12 @@ class OnvifReplay:
         headers.update(meta.get("headers", {}))
         if "body" in meta:
             return int(meta.get("status", 200)), headers, str(meta["body"]).encode()
-        for name in (f"{operation}.xml", "_fault.xml"):
+        # A recorded reply wins; ``*.composed.xml`` fills in what the recording of that device lacks.
+        for name in (f"{operation}.xml", f"{operation}.composed.xml", "_fault.xml", "_fault.composed.xml"):
             path = self.folder / name
             if path.exists():
-                text = _fill(path.read_text(), address, profile, self.clock_offset_s)
+                # Decoded from bytes, not read as text: recorded replies keep their own line ends.
+                text = _fill(path.read_bytes().decode(), address, profile, self.clock_offset_s)
                 return int(meta.get("status", 200)), headers, text.encode()
         return 500, headers, _NOT_SUPPORTED.encode()
 
