@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis as AsyncRedis
 
 from alerts.snapshots import SnapshotStore
-from api.auth import GRANTS, Principal, Role, TokenStore
+from api.auth import GRANTS, Principal, Role, TokenRefused, TokenStore
 from api.camera_views import GeoJsonCache
 from config.settings import Settings
 from ingest.onvif_probe import ProbeConfig
@@ -55,7 +55,9 @@ def get_onboarding(request: Request) -> Onboarding:
     return onboarding
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API token: `sharpeyes tokens create --role ROLE --name NAME`")
+_bearer = HTTPBearer(
+    auto_error=False, description="An API token: `sharpeyes tokens create --role ROLE --name NAME [--expires-in 90d]`"
+)
 
 
 def require(role: Role) -> Callable[..., Principal]:
@@ -74,13 +76,13 @@ def require(role: Role) -> Callable[..., Principal]:
                 "missing token: send 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        principal = res.tokens.check(creds.credentials)
-        if principal is None:
+        try:
+            principal = res.tokens.authenticate(creds.credentials)
+        except TokenRefused as exc:
+            # The reason (unknown, expired when, user disabled) and what to do: the holder can act on it.
             raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "invalid or revoked token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+                status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
         if principal.role not in GRANTS[role]:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

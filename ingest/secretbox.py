@@ -1,10 +1,14 @@
-"""Camera passwords at rest: Fernet (AES-128-CBC + HMAC-SHA256) with one key per installation.
+"""Camera passwords at rest: Fernet (AES-128-CBC + HMAC-SHA256), with key rotation.
 
-The key lives in a file, not in an environment variable: environment variables leak into process
+The keys live in a file, not in an environment variable: environment variables leak into process
 listings, crash reports and child processes. ``secret_key_file`` names it; unset, ``<data_dir>/secret.key``
 is created with mode 0600 on first start. Every host that writes or reads camera passwords (API, workers,
-the CLI) needs the same file. The registry records the key's fingerprint with the first stored password,
-so a host with a different key is refused instead of writing passwords nobody else can read.
+the CLI) needs the same file.
+
+The file holds one key per line, **newest first** (blank lines and ``#`` comments are ignored). Any of them
+decrypts (MultiFernet); the registry records which one passwords are encrypted with, and `sharpeyes cameras
+rekey` moves every password to the newest, after which the older lines can be deleted. One file rather than a
+setting per previous key: hosts are updated by copying one file, and a host never holds half a rotation.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from config.settings import Settings
 
@@ -29,38 +34,69 @@ class SecretKeyError(RuntimeError):
     """The key file is missing, unreadable, malformed, or not the key the registry's passwords use."""
 
 
+NOT_A_KEY = (
+    "is not a Fernet key (32 url-safe base64-encoded bytes); create one with "
+    '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
+)
+
+
+def fingerprint(key: bytes) -> str:
+    """A key's fingerprint: safe to store in Redis and to print, unlike the key."""
+    return hashlib.sha256(b"sharpeyes-key-id:" + key.strip()).hexdigest()[:16]
+
+
 class SecretBox:
-    """Encrypts and decrypts camera passwords. ``repr`` shows the key's fingerprint only."""
+    """Encrypts and decrypts camera passwords with one or more keys, newest first. ``repr`` shows fingerprints only.
 
-    __slots__ = ("_fernet", "fingerprint")
+    ``fingerprint`` is the newest key's; ``fingerprints`` are all of them, newest first.
+    """
 
-    def __init__(self, key: bytes) -> None:
-        try:
-            self._fernet = Fernet(key)
-        except ValueError:
-            raise SecretKeyError(
-                "the secret key is not a Fernet key (32 url-safe base64-encoded bytes); create one with "
-                '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
-            ) from None
-        # A fingerprint, not the key: safe to store in Redis and to print.
-        self.fingerprint = hashlib.sha256(b"sharpeyes-key-id:" + key.strip()).hexdigest()[:16]
+    __slots__ = ("_fernets", "_multi", "fingerprint", "fingerprints")
+
+    def __init__(self, keys: bytes | Sequence[bytes]) -> None:
+        keys = [keys] if isinstance(keys, bytes) else list(keys)
+        if not keys:
+            raise SecretKeyError("no secret key given")
+        fernets: dict[str, Fernet] = {}
+        for position, key in enumerate(keys, 1):
+            try:
+                fernets.setdefault(fingerprint(key), Fernet(key.strip()))
+            except ValueError:
+                where = "the secret key" if len(keys) == 1 else f"secret key {position} (newest first)"
+                raise SecretKeyError(f"{where} {NOT_A_KEY}") from None
+        self._fernets = fernets
+        self._multi = MultiFernet(list(fernets.values()))
+        self.fingerprints = tuple(fernets)
+        self.fingerprint = self.fingerprints[0]
 
     def __repr__(self) -> str:
-        return f"SecretBox(fingerprint={self.fingerprint!r})"
+        return f"SecretBox(fingerprints={self.fingerprints!r})"
 
-    def encrypt(self, plain: str) -> str:
-        """Ciphertext of ``plain`` (a fresh random IV each time, so equal passwords encrypt differently)."""
-        return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
+    def encrypt(self, plain: str, key: str | None = None) -> str:
+        """Ciphertext of ``plain`` with the key of fingerprint ``key`` (default: the newest). A fresh random IV
+        each time, so equal passwords encrypt differently."""
+        fernet = self._fernets[key or self.fingerprint]
+        return fernet.encrypt(plain.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
-        """The plain text of ``token``; raises :class:`SecretKeyError` when this key did not encrypt it."""
+        """The plain text of ``token`` (any of the keys); :class:`SecretKeyError` when none of them encrypted it."""
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            return self._multi.decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, ValueError):
             raise SecretKeyError(
-                f"a stored camera password cannot be decrypted with the key {self.fingerprint}: this host's "
-                "secret_key_file differs from the one the password was stored with"
+                f"a stored camera password cannot be decrypted with the key(s) {', '.join(self.fingerprints)}: this "
+                "host's secret_key_file lacks the key the password was stored with"
             ) from None
+
+    def key_of(self, token: str) -> str | None:
+        """The fingerprint of the key that encrypted ``token``, or None if none of this box's did."""
+        for name, fernet in self._fernets.items():
+            try:
+                fernet.decrypt(token.encode("ascii"))
+            except (InvalidToken, ValueError):
+                continue
+            return name
+        return None
 
 
 def key_path(settings: Settings) -> Path:
@@ -69,7 +105,8 @@ def key_path(settings: Settings) -> Path:
 
 
 def load_secret_box(settings: Settings) -> SecretBox:
-    """The installation's box; creates the key file (mode 0600) on first start when the default path is used."""
+    """The installation's box (every key of the file, newest first); creates the key file (mode 0600) on first
+    start when the default path is used."""
     path = key_path(settings)
     if not path.exists():
         if settings.secret_key_file is not None:
@@ -80,12 +117,24 @@ def load_secret_box(settings: Settings) -> SecretBox:
         _create_key_file(path)
     try:
         mode = path.stat().st_mode
-        key = path.read_bytes().strip()
+        lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise SecretKeyError(f"cannot read the secret key file {str(path)!r}: {exc}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning("secret key file %s is readable by other users (mode %o): chmod 600 it", path, mode & 0o777)
-    return SecretBox(key)
+    keys: list[bytes] = []
+    for number, line in enumerate(lines, 1):
+        key = line.strip()
+        if not key or key.startswith(b"#"):
+            continue
+        try:
+            Fernet(key)
+        except ValueError:
+            raise SecretKeyError(f"line {number} of the secret key file {str(path)!r} {NOT_A_KEY}") from None
+        keys.append(key)
+    if not keys:
+        raise SecretKeyError(f"the secret key file {str(path)!r} holds no key (one per line, newest first)")
+    return SecretBox(keys)
 
 
 def _create_key_file(path: Path) -> None:

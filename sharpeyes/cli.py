@@ -1,4 +1,4 @@
-"""``sharpeyes``: start the services, manage tokens, run the demo. Wiring only."""
+"""``sharpeyes``: start the services, run the demo; the other commands are registered from cmd_*. Wiring only."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from api.app import create_app
 from api.auth import Role, TokenStore
 from config.settings import Settings, SettingsError, load_settings
 from ingest.worker import WorkerPool
-from sharpeyes import cmd_cameras, cmd_cases, cmd_detect
+from sharpeyes import cmd_cameras, cmd_cases, cmd_detect, cmd_users
 from sharpeyes.common import check_redis, redis_url
 
 log = logging.getLogger("sharpeyes")
@@ -82,28 +82,6 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
-    """Create, list or revoke API tokens."""
-    with redis_url(settings) as url:
-        check_redis(url)
-        store = TokenStore(redis.Redis.from_url(url))
-        if args.tokens_cmd == "create":
-            try:
-                token = store.create(args.name, Role(args.role))
-            except ValueError as exc:
-                raise SystemExit(f"error: {exc}") from None
-            print(token)
-            print(f"token {args.name!r} ({args.role}) created; it is shown only this once", file=sys.stderr)
-        elif args.tokens_cmd == "list":
-            for p in store.list():
-                print(f"{p.name}\t{p.role.value}")
-        elif args.tokens_cmd == "revoke":
-            if not store.revoke(args.name):
-                raise SystemExit(f"error: no token named {args.name!r} (see `sharpeyes tokens list`)")
-            print(f"token {args.name!r} revoked", file=sys.stderr)
-    return 0
-
-
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """The whole system on demo cameras, with a viewer token for the wall."""
     from ingest.demo import demo_specs, install_demo
@@ -162,15 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--procs", type=int, help="worker processes (default: SHARPEYES_WORKER_PROCS or 1)")
     worker.set_defaults(func=cmd_worker)
 
-    tokens = sub.add_parser("tokens", help="API tokens: create, list, revoke")
-    tsub = tokens.add_subparsers(dest="tokens_cmd", required=True, metavar="ACTION")
-    create = tsub.add_parser("create", help="create a token and print it once")
-    create.add_argument("--role", required=True, choices=[r.value for r in Role], help="what the token may do")
-    create.add_argument("--name", required=True, help="who or what holds it (unique)")
-    tsub.add_parser("list", help="list tokens (names and roles, never the tokens)")
-    revoke = tsub.add_parser("revoke", help="revoke a token by name")
-    revoke.add_argument("name")
-    tokens.set_defaults(func=cmd_tokens)
+    cmd_users.add_commands(sub)  # users and tokens
 
     demo = sub.add_parser("demo", help="run everything on demo cameras and print the wall's URL")
     demo.add_argument("--clips", type=Path, default=Path("demo"), help="folder of the committed demo clips")

@@ -1,4 +1,4 @@
-"""`sharpeyes cameras ...`: import, export, probe and discover cameras.
+"""`sharpeyes cameras ...`: import, export, probe and discover cameras; re-encrypt their passwords.
 
 These talk to Redis directly (like `sharpeyes tokens`), as the server's own user; every change is audited
 with the actor ``cli:<user>``.
@@ -23,8 +23,8 @@ from ingest.camera_files import CameraFileError, FileFormat, export_csv, export_
 from ingest.discovery import DiscoveryError, discover
 from ingest.importer import ImportReport, run_import
 from ingest.onvif_probe import ProbeConfig
-from ingest.registry import CameraRegistry, StreamPolicy
-from ingest.secretbox import SecretKeyError, load_secret_box
+from ingest.registry import CameraRegistry, RekeySummary, StreamPolicy
+from ingest.secretbox import SecretKeyError, key_path, load_secret_box
 from sharpeyes.common import check_redis, redis_url
 from sharpeyes.progress import ProgressBar
 
@@ -45,7 +45,7 @@ Exit status: 0 all rows imported, 1 some rows bad (listed), 2 nothing imported.
 
 def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     """Register this module's subcommands (each sets ``func(settings, args) -> int``)."""
-    cameras = sub.add_parser("cameras", help="camera registry: import, export, probe, discover")
+    cameras = sub.add_parser("cameras", help="camera registry: import, export, probe, discover, rekey")
     csub = cameras.add_subparsers(dest="cameras_cmd", required=True, metavar="ACTION")
 
     imp = csub.add_parser(
@@ -98,6 +98,16 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     disc.add_argument("--csv", type=Path, help="also write the devices as an import file to complete and import")
     disc.add_argument("--json", action="store_true", help="print JSON instead of a table")
     disc.set_defaults(func=cmd_discover)
+
+    rekey = csub.add_parser(
+        "rekey",
+        help="re-encrypt every stored camera password with the newest secret key",
+        description="After putting a new key on the first line of the secret key file (the old ones below it) on "
+        "every host: re-encrypts each password not yet on the newest key, and makes it the key new passwords use. "
+        "Safe to run again; when it reports nothing left on an older key and nothing unreadable, delete the older "
+        "lines. See docs/registry.md, 'Rotating the key'.",
+    )
+    rekey.set_defaults(func=cmd_rekey)
 
 
 def _registry(settings: Settings, url: str) -> CameraRegistry:
@@ -246,6 +256,32 @@ def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
         summary = _probe(settings, registry, sorted(set(ids)), StreamPolicy(args.streams), args.concurrency)
     _print_probe(summary)
     return 1 if summary.failures else 0
+
+
+def cmd_rekey(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-encrypt stored passwords with the newest key; exit 1 if some password could not be read."""
+    with redis_url(settings) as url:
+        registry = _registry(settings, url)
+        bar = ProgressBar()
+        try:
+            summary = registry.rekey(cli_actor(), progress=bar.update)
+        except SecretKeyError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        finally:
+            bar.close()
+    _print_rekey(summary, str(key_path(settings)))
+    return 1 if summary.failed else 0
+
+
+def _print_rekey(summary: RekeySummary, path: str) -> None:
+    print(
+        f"{summary.rekeyed:,} camera passwords re-encrypted with the key {summary.key}, {summary.current:,} were on "
+        f"it already, {len(summary.failed):,} could not be decrypted"
+    )
+    for camera_id in summary.failed[:SHOWN_ERRORS]:
+        print(f"  {camera_id}: no key in {path} decrypts its password: set it again", file=sys.stderr)
+    if not summary.failed:
+        print(f"every password is on the newest key: the older keys in {path} can be deleted on every host")
 
 
 def cmd_discover(settings: Settings, args: argparse.Namespace) -> int:

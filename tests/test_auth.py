@@ -23,11 +23,12 @@ def test_tokens_are_stored_only_as_hashes(rclient: redis.Redis) -> None:
     assert token.encode() not in dump
     assert rclient.exists(f"sharpeyes:token:{hashlib.sha256(token.encode()).hexdigest()}")
     principal = store.check(token)
-    assert principal is not None and (principal.name, principal.role, principal.created_by) == (
+    assert principal is not None and (principal.name, principal.role, principal.token) == (
         "wall-3",
         Role.VIEWER,
-        "admin-ann",
+        "wall-3",
     )
+    assert [(t.name, t.user, t.created_by) for t in store.list()] == [("wall-3", "wall-3", "admin-ann")]
     assert store.check(token + "x") is None
 
 
@@ -48,9 +49,14 @@ def test_revoke_and_audit(rclient: redis.Redis) -> None:
     assert not store.revoke("case-a")
     assert [p.name for p in store.list()] == []
     entries = read_audit(rclient, 10, None)
-    assert [(e["action"], e["target"]) for e in entries] == [("token.revoke", "case-a"), ("token.create", "case-a")]
+    assert [(e["action"], e["target"]) for e in entries] == [
+        ("token.revoke", "case-a"),
+        ("token.create", "case-a"),
+        ("user.create", "case-a"),  # tokens made by name alone bring their user along
+    ]
     assert entries[0]["actor"] == "admin-ann" and entries[1]["actor"].startswith("cli")
-    assert entries[0]["before"] == {"role": "case_system"} and token not in str(entries)
+    assert entries[0]["before"] == {"user": "case-a", "role": "case_system"} and token not in str(entries)
+    assert entries[1]["after"] == {"role": "case_system", "user": "case-a", "expires_at": "never"}
 
 
 def test_admin_endpoints_for_tokens_and_settings(

@@ -84,3 +84,40 @@ def test_import_with_probe_and_probe_command(
     assert "probed 1 cameras: 1 ok, 0 failed" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no camera with external id 'NOPE'"):
         main(["cameras", "probe", "--external-id", "NOPE"])
+
+
+def test_rekey_moves_every_password_to_the_newest_key(
+    env: Path, rclient: redis.Redis, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from api.audit import read_audit
+    from ingest.cameras import CameraSpec
+    from ingest.secretbox import SecretBox
+
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    keys = env / "secret.key"
+    keys.write_bytes(old + b"\n")
+    keys.chmod(0o600)
+    monkeypatch.setenv("SHARPEYES_SECRET_KEY_FILE", str(keys))
+    registry = CameraRegistry(rclient, SecretBox(old))
+    for i in range(3):
+        spec = {"name": f"c{i}", "stream_url": "rtsp://10.0.0.1/s", "location": {"lat": 0, "lon": 0}}
+        registry.create(CameraSpec.model_validate({**spec, "username": "u", "password": "pw"}), "installer")
+
+    keys.write_bytes(b"# newest first\n" + new + b"\n" + old + b"\n")
+    assert main(["cameras", "rekey"]) == 0
+    out = capsys.readouterr()
+    fingerprint = SecretBox(new).fingerprint
+    assert f"3 camera passwords re-encrypted with the key {fingerprint}, 0 were on it already" in out.out
+    assert "the older keys in" in out.out and "rekeying" in out.err and "3/3" in out.err
+
+    keys.write_bytes(new + b"\n")  # the old key deleted
+    assert main(["cameras", "rekey"]) == 0
+    assert "0 camera passwords re-encrypted with the key" in capsys.readouterr().out
+    assert [CameraRegistry(rclient, SecretBox(new)).password(c) for c in registry.all()] == ["pw"] * 3
+    assert sum(e["action"] == "camera.rekey" for e in read_audit(rclient, 100, None)) == 3
+
+    keys.write_bytes(Fernet.generate_key() + b"\n")  # a host with the wrong key file refuses, naming the key
+    with pytest.raises(SystemExit, match=f"encrypted with the key {fingerprint}, which this host's key file lacks"):
+        main(["cameras", "rekey"])

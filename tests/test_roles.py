@@ -32,6 +32,10 @@ TABLE: list[tuple[str, str, Role]] = [
     ("GET", "/api/v1/tokens", Role.ADMIN),
     ("POST", "/api/v1/tokens", Role.ADMIN),
     ("DELETE", "/api/v1/tokens/nobody", Role.ADMIN),
+    ("GET", "/api/v1/users", Role.ADMIN),
+    ("POST", "/api/v1/users", Role.ADMIN),
+    ("POST", "/api/v1/users/nobody/disable", Role.ADMIN),
+    ("POST", "/api/v1/users/nobody/enable", Role.ADMIN),
     ("GET", "/api/v1/settings", Role.ADMIN),
     ("GET", "/api/v1/audit", Role.ADMIN),
     ("GET", "/api/v1/alerts", Role.VIEWER),
@@ -41,7 +45,14 @@ TABLE: list[tuple[str, str, Role]] = [
     ("GET", f"/api/v1/alerts/{ALERT}/clip", Role.VIEWER),
     ("GET", "/api/v1/incidents", Role.CASE_SYSTEM),
 ]
-COVERED_PREFIXES = ("/api/v1/cameras", "/api/v1/tokens", "/api/v1/settings", "/api/v1/audit", "/api/v1/incidents")
+COVERED_PREFIXES = (
+    "/api/v1/cameras",
+    "/api/v1/tokens",
+    "/api/v1/users",
+    "/api/v1/settings",
+    "/api/v1/audit",
+    "/api/v1/incidents",
+)
 OPEN = {("GET", "/healthz")}
 
 
@@ -116,6 +127,7 @@ def test_every_change_is_audited_with_who_what_before_and_after(
     client.delete(f"/api/v1/cameras/{cam['id']}", headers=op)
     client.post("/api/v1/tokens", json={"name": "case-1", "role": "case_system"}, headers=admin)
     client.delete("/api/v1/tokens/case-1", headers=admin)
+    client.post("/api/v1/users/case-1/disable", headers=admin)
     # The fixture's own tokens (targets "test-...") were created first, from the command line.
     entries = [e for e in reversed(read_audit(rclient, 100, None)) if not e["target"].startswith("test-")]
     trail = [(e["actor"], e["action"]) for e in entries]
@@ -126,8 +138,10 @@ def test_every_change_is_audited_with_who_what_before_and_after(
         ("test-operator", "camera.create"),
         ("test-operator", "camera.import"),
         ("test-operator", "camera.delete"),
+        ("test-admin", "user.create"),
         ("test-admin", "token.create"),
         ("test-admin", "token.revoke"),
+        ("test-admin", "user.disable"),
     ]
     patch = entries[[e["action"] for e in entries].index("camera.update")]
     assert (patch["before"]["name"], patch["after"]["name"], patch["target"]) == ("Gate", "Gate 2", cam["id"])
@@ -135,4 +149,4 @@ def test_every_change_is_audited_with_who_what_before_and_after(
     history = client.get(f"/api/v1/cameras/{cam['id']}/history", headers=admin).json()
     assert [h["action"] for h in history] == ["camera.delete", "camera.update", "camera.update", "camera.create"]
     listed = client.get("/api/v1/audit", headers=admin).json()
-    assert listed[0]["action"] == "token.revoke"
+    assert listed[0]["action"] == "user.disable"
