@@ -96,7 +96,7 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
     ) -> list[dict[str, Any]]:
-        """Audit entries, newest first: registry changes and snapshot views."""
+        """Audit entries, newest first: registry, user and token changes, key rotations, snapshot and clip views."""
         return read_audit(res.redis, limit, before)
 
     @app.get("/wall", response_class=HTMLResponse, include_in_schema=False)
