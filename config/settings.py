@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     )
     snapshot_retention_days: int = Field(default=30, ge=1, le=3650, description="Snapshots older are deleted.")
     snapshot_quality: int = Field(default=85, ge=10, le=100, description="JPEG quality of snapshots.")
+    snapshot_main_stream: bool = Field(
+        default=True,
+        description="Replace each alert's snapshot by a keyframe of the camera's main stream, when it has one.",
+    )
 
     # --- ingest engine: idle/active decoding, pool, reconnects (add new ingest settings below) ---
     idle_interval_s: float = Field(

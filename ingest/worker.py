@@ -28,7 +28,7 @@ from alerts.sink import AlertSink
 from config.settings import Settings
 from ingest.assignment import Assignment, LocalSplit
 from ingest.backoff import OpenBudget
-from ingest.cameras import Camera, CameraState
+from ingest.cameras import Camera, CameraState, stream_url_with_credentials
 from ingest.frames import DecodeMode
 from ingest.health import HEALTH_KEY, HealthReporter, WorkerHealth
 from ingest.pipeline import EventSink, PacketHook
@@ -74,7 +74,9 @@ class Worker:
         self._alert_sink: AlertSink | None = None
         if sink is None:
             # The durable path: emit() returns once the alert is fsynced in this worker's outbox.
-            self._alert_sink = AlertSink.from_settings(settings, client, worker=self.name)
+            self._alert_sink = AlertSink.from_settings(
+                settings, client, worker=self.name, main_stream_url=self._main_stream_url
+            )
             sink = self._alert_sink.emit
             clips = self._alert_sink.clips
             if packet_hook is None and clips is not None:
@@ -100,6 +102,14 @@ class Worker:
             return (camera.username, self._registry.password(camera)), None
         except SecretKeyError as exc:
             return (camera.username, None), f"cannot use the stored password: {exc}"
+
+    def _main_stream_url(self, camera: Camera) -> str | None:
+        """``camera``'s main-stream URL with its credentials, for the sink's full-resolution snapshots; None
+        without a main stream or a usable password. Called on camera threads; never log the result."""
+        (user, password), error = self._credentials(camera)
+        if error is not None:
+            return None  # the camera's health already says why
+        return stream_url_with_credentials(camera.main_stream_url, user, password)
 
     def sync(self) -> None:
         """Reload the registry if it changed and start, stop or restart runners to match it."""

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from alerts.snapshots import FileSnapshotStore, render_snapshot, snapshot_jpeg
-from detectors.zones import Zone, ZoneKind
+from alerts.snapshots import FileSnapshotStore, black_out_privacy, render_snapshot, snapshot_jpeg
+from detectors.zones import Zone, ZoneKind, apply_privacy
 
 PRIVACY = Zone(name="window", kind=ZoneKind.PRIVACY, polygon=((0.0, 0.0), (0.25, 0.0), (0.25, 0.25), (0.0, 0.25)))
 DETECT = Zone(name="street", polygon=((0.3, 0.3), (1.0, 0.3), (1.0, 1.0), (0.3, 1.0)))
@@ -60,3 +60,20 @@ def test_store_put_get_and_retention(tmp_path: Path) -> None:
 def test_store_refuses_ids_that_are_not_hex(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a hex id"):
         FileSnapshotStore(tmp_path).put("../../etc/passwd", b"")
+
+
+@pytest.mark.parametrize(("width", "height"), [(640, 360), (1280, 720), (1920, 1080), (704, 576)])
+def test_privacy_zones_cover_the_same_part_of_the_scene_at_any_resolution(width: int, height: int) -> None:
+    slanted = Zone(name="door", kind=ZoneKind.PRIVACY, polygon=((0.6, 0.1), (0.9, 0.2), (0.8, 0.7), (0.55, 0.5)))
+    zones = (PRIVACY, DETECT, slanted)
+    ours = np.full((height, width, 3), 200, np.uint8)
+    black_out_privacy(ours, zones)
+    theirs = np.full((height, width, 3), 200, np.uint8)
+    apply_privacy(theirs, zones)  # what the detectors see at that size
+    assert np.array_equal(ours, theirs)
+    black = ours[:, :, 0] == 0
+    assert black[: height // 4 - 1, : width // 4 - 1].all()  # the top-left quarter, whatever the size
+    assert not black[height // 4 + 1 :, : width // 4 - 1].any()  # below it
+    assert not black[: height // 4 - 1, width // 4 + 1 : width // 2].any()  # right of it
+    # The two zones' areas (1/16 and 0.135) as fractions of the frame, up to their edge pixels.
+    assert abs(black.mean() - (1 / 16 + 0.135)) < 0.01

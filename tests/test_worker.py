@@ -12,13 +12,16 @@ from pathlib import Path
 import redis
 from pydantic import SecretStr
 
+from alerts.snapshots import FileSnapshotStore
 from ingest.assignment import LocalSplit
 from ingest.cameras import CameraState
 from ingest.health import HEALTH_KEY, read_health, read_workers
 from ingest.registry import CameraRegistry
 from ingest.secretbox import load_secret_box
 from ingest.worker import Worker, WorkerPool
+from tests.incident_fixtures import event
 from tests.ingest_fixtures import RunningWorker, fast_settings, register, spec, start_worker, wait_for
+from tests.mainstream_fixtures import decode_jpeg, detection_clip, first_frame, main_clip
 from tests.peers import RtspServer
 
 
@@ -102,6 +105,37 @@ def test_stored_passwords_reach_the_camera_and_never_its_health(
             )
             health = read_health(rclient, [bad])[bad]
     assert health.last_error is not None and "401" in health.last_error and "guess" not in health.last_error
+
+
+def test_main_stream_snapshots_open_with_the_stored_password(
+    need_gst: None, clip_dir: Path, tmp_path: Path, redis_url: str, rclient: redis.Redis
+) -> None:
+    settings = fast_settings(tmp_path, redis_url)
+    registry = CameraRegistry(rclient, box=load_secret_box(settings))
+    mounts = {"main": main_clip(clip_dir), "sub": detection_clip(clip_dir)}
+    with RtspServer(mounts, user="viewer", password="pa ss:wörd") as rtsp:
+        two_streams = spec(
+            rtsp.url("sub"),
+            "two streams",
+            main_stream_url=rtsp.url("main"),
+            username="viewer",
+            password=SecretStr("pa ss:wörd"),
+        )
+        camera = registry.create(two_streams, "test")
+        # Not run: its sink is driven directly, as a camera thread would on an event's start.
+        worker = Worker(settings, rclient, LocalSplit(0, 1))
+        sink = worker._alert_sink
+        assert sink is not None and sink.grabber is not None
+        alert = sink.emit(event(camera.id, 1_700_000_000.0), camera, "default", first_frame(detection_clip(clip_dir)))
+        store = FileSnapshotStore(settings.data_dir / "snapshots")
+
+        def main_resolution() -> bool:
+            jpeg = store.get(alert.id)
+            return jpeg is not None and decode_jpeg(jpeg).shape == (720, 1280, 3)
+
+        wait_for(main_resolution, 15, "the main stream's keyframe, opened with the decrypted password")
+        sink.close()
+        sink.release()
 
 
 def _children(pid: int) -> list[int]:
