@@ -73,6 +73,11 @@ class WorkerHealth(BaseModel):
     open_waits: int
     cpu_s: float
     rss_mb: float
+    # Main-stream snapshot grabs (ingest/mainstream.py): done, failed, and dropped because the grabber's
+    # bounded queue was full or the request waited too long; an on-call engineer sees snapshots degrade here.
+    main_stream_grabs: int = 0
+    main_stream_grab_failures: int = 0
+    main_stream_grabs_dropped: int = 0
 
 
 def write_health(client: redis.Redis, camera_id: str, health: CameraHealth) -> None:

@@ -193,6 +193,8 @@ class Worker:
         with self._lock:
             runners = list(self.runners.values())
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        grabber = self._alert_sink.grabber if self._alert_sink is not None else None
+        grabs = grabber.stats() if grabber is not None else None
         return WorkerHealth(
             worker=self.name,
             reported_at=time.time(),
@@ -205,6 +207,9 @@ class Worker:
             open_waits=self.budget.waits,
             cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
             rss_mb=round(_rss_mb(), 1),
+            main_stream_grabs=grabs.grabbed if grabs else 0,
+            main_stream_grab_failures=grabs.failed if grabs else 0,
+            main_stream_grabs_dropped=grabs.dropped + grabs.expired if grabs else 0,
         )
 
     def run(self, stop: threading.Event | multiprocessing.synchronize.Event) -> None:
