@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import logging
 import os
 import statistics
 import subprocess
@@ -298,6 +299,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--only", choices=("import", "listing", "probe"), action="append")
     args = parser.parse_args(argv)
     only = set(args.only or ("import", "listing", "probe"))
+    # httpx logs every request at INFO: thousands of lines around the tables.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     import tempfile
 
     with redis_server_url() as url, tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
