@@ -108,8 +108,11 @@ GROUND = Zone(name="ground", polygon=((0.0, 0.42), (1.0, 0.42), (1.0, 1.0), (0.0
 SCENE_ZONES = (WEST, EAST, SKY, WINDOW)
 
 
-def truth(scene: Scene, step_s: float = 0.1, min_overlap: float = 0.2) -> dict[str, list[tuple[float, float]]]:
-    """Per detect zone, merged intervals when an object's box lies at least ``min_overlap`` inside it."""
+def truth(
+    scene: Scene, step_s: float = 0.1, min_overlap: float = 0.2, min_span_s: float = 1.0
+) -> dict[str, list[tuple[float, float]]]:
+    """Per detect zone, merged intervals of at least ``min_span_s`` when an object's box lies at least
+    ``min_overlap`` inside it."""
     out: dict[str, list[tuple[float, float]]] = {}
     gw, gh = 160, 90
     for zone in scene.zones:
@@ -137,7 +140,7 @@ def truth(scene: Scene, step_s: float = 0.1, min_overlap: float = 0.2) -> dict[s
                 spans[-1] = (spans[-1][0], t)
             else:
                 spans.append((t, t))
-        out[zone.name] = [s for s in spans if s[1] - s[0] >= 1.0]
+        out[zone.name] = [s for s in spans if s[1] - s[0] >= min_span_s]
     return out
 
 

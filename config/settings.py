@@ -67,9 +67,10 @@ class Settings(BaseSettings):
         description="Frames per second analysed per camera while decoding every frame.",
     )
     motion_threshold: int = Field(
-        # 10, not Frigate's 25-30: illumination is divided out and the threshold also follows each pixel's
-        # noise, so 10 keeps pale people and vehicles (25 missed them in bench_accuracy) without rain alarms.
-        default=10,
+        # 8, not Frigate's 25-30: illumination is divided out and the threshold also follows each pixel's
+        # noise, so a low floor keeps pale people and vehicles without rain alarms (bench_accuracy: 25 missed
+        # pale objects; 10 still missed people whose brightness matches the ground, 8 misses none of them).
+        default=8,
         ge=1,
         le=255,
         description="Day: luma difference floor (0-255) that counts a pixel as changed.",
@@ -157,7 +158,11 @@ class Settings(BaseSettings):
         default=4.0, ge=1, le=20, description="Day: pixel threshold = max(motion_threshold, this x local noise)."
     )
     detect_night_threshold: int = Field(
-        default=10, ge=1, le=255, description="Night (infrared) set: luma difference floor of a changed pixel."
+        # The same floor as by day: the noise term (detect_night_noise_factor) lifts it where the IR grain is strong.
+        default=8,
+        ge=1,
+        le=255,
+        description="Night (infrared) set: luma difference floor of a changed pixel.",
     )
     detect_night_noise_factor: float = Field(
         default=4.5, ge=1, le=20, description="Night set: pixel threshold = max(floor, this x local noise)."

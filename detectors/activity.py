@@ -26,17 +26,18 @@ class ZoneCounter:
 
     def activity(self, changed: U8, params: MotionParams, armed: tuple[bool, ...]) -> tuple[ZoneActivity, ...]:
         """Activity of each armed detect zone with any changed pixel in it."""
-        raw = []
-        for mask, pixels, on in zip(self._masks, self._pixels, armed, strict=True):
-            raw.append(cv2.countNonZero(cv2.bitwise_and(changed, mask)) / pixels if on else 0.0)
         out = []
-        for zone, mask, f in zip(self.detect, self._masks, raw, strict=True):
+        for zone, mask, pixels, on in zip(self.detect, self._masks, self._pixels, armed, strict=True):
+            if not on:
+                continue
+            inside = cv2.bitwise_and(changed, mask)
+            f = cv2.countNonZero(inside) / pixels
             if f == 0.0:
                 continue
             bbox: BBox | None = None
             if f >= params.zone_min_fraction:
                 # Boxes only for zones over the threshold: most frames of most cameras never get here.
-                x, y, w, h = cv2.boundingRect(cv2.bitwise_and(changed, mask))
+                x, y, w, h = cv2.boundingRect(inside)
                 bbox = (x / self.width, y / self.height, (x + w) / self.width, (y + h) / self.height)
             out.append(ZoneActivity(zone.name, f, bbox))
         return tuple(out)

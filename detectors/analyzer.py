@@ -24,7 +24,7 @@ _KERNEL3 = np.ones((3, 3), np.uint8)
 TAMPER_TYPES = (EventType.TAMPER_COVERED, EventType.TAMPER_DEFOCUS, EventType.TAMPER_MOVED)
 
 # Infrared pictures are flatter and grainier: a lower floor, which the noise term lifts where the grain is strong.
-NIGHT_MOTION = MotionParams(name="night", threshold=10, noise_factor=4.5)
+NIGHT_MOTION = MotionParams(name="night", threshold=8, noise_factor=4.5)
 
 
 @dataclass(frozen=True, slots=True)

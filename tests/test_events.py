@@ -126,3 +126,25 @@ def test_flush_ends_everything_open() -> None:
 def test_bad_params_name_the_field(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         EventParams(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("label", "seen_at", "starts"),
+    [
+        # A small object at the edge of visibility: seen in every second or third frame, up to four misses.
+        ("every third frame", [1.0, 1.6, 2.2, 2.8, 3.4], 1),
+        ("four misses between sightings", [1.0, 1.2, 2.2, 2.4], 1),
+        ("two sightings 0.8 s apart", [1.0, 1.8], 1),
+        # Noise and weather: isolated sightings, rarely within a second of each other.
+        ("one sighting", [1.0], 0),
+        ("two sightings, consecutive frames", [1.0, 1.2], 0),
+        ("sightings 1.2 s apart", [1.0, 2.2, 3.4, 4.6], 0),
+    ],
+)
+def test_persistence_bridges_gaps_under_a_second(label: str, seen_at: list[float], starts: int) -> None:
+    tracker = EventTracker("cam", EventParams(min_duration_s=0.4, end_quiet_s=2.0, cooldown_s=10.0))
+    out: list[Event] = []
+    for k in range(40):
+        t = round(k * 0.2, 1)
+        out += tracker.update(frame(t, "a") if t in seen_at else frame(t))
+    assert sum(e.phase is EventPhase.START for e in out) == starts, label
