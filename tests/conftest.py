@@ -3,6 +3,7 @@ RTSP server, generated H.264 clips, and API clients with a token per role."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,13 @@ def api(settings: Settings, redis_url: str, rclient: redis.Redis) -> Iterator[Te
 def auth(token: str) -> dict[str, str]:
     """Authorization header for ``token``."""
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A port that accepts TCP connections (into the backlog) and never says a word: a hung camera."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield sock.getsockname()[1]
+    sock.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -51,16 +50,6 @@ def http_port() -> Iterator[int]:
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port that accepts TCP connections (into the backlog) and never says a word."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 def test_each_stream_failure_gets_its_state_permanence_and_a_message(

@@ -3,9 +3,7 @@ credentials in their messages, and a pool bounded in threads, queue and waiting 
 
 from __future__ import annotations
 
-import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -21,16 +19,6 @@ from tests.peers import RtspServer, free_port
 # Short timeouts: the failure tests wait for them.
 FAST = ReaderOptions(open_timeout_s=1.0, read_timeout_s=1.0)
 PASSWORD = "pa ss:wörd/@"
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port that accepts TCP connections (into the backlog) and never says a word: a hung camera."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 class Results:
