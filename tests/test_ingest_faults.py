@@ -87,9 +87,13 @@ def test_a_hundred_cameras_losing_their_server_reconnect_within_the_open_budget(
     with RtspServer(mounts) as rtsp:
         ids = register(rclient, *(spec(rtsp.url(m), m) for m in mounts))
 
+        # Connected and receiving: online, or degraded when this 2-core machine, which also runs the server's
+        # 100 streams, cannot keep every camera at its full frame rate. Both mean the camera was reopened.
+        receiving = {CameraState.ONLINE, CameraState.DEGRADED}
+
         def all_online() -> bool:
             states = read_health(rclient, ids)
-            return len(states) == 100 and all(h.state is CameraState.ONLINE for h in states.values())
+            return len(states) == 100 and all(h.state in receiving for h in states.values())
 
         with start_worker(settings, rclient) as running:
             wait_for(all_online, 60, "100 cameras online")
