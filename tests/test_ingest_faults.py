@@ -9,9 +9,7 @@ the waits are safety nets against hangs.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -111,26 +109,6 @@ def test_a_hundred_cameras_losing_their_server_reconnect_within_the_open_budget(
     assert worker.budget.max_in_window(1.0) <= budget
     assert summary.max_opens_in_one_second <= budget == summary.opens_per_second_budget
     assert summary.open_waits > 0  # the budget did hold cameras back
-
-
-class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"hello")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def http_port() -> Iterator[int]:
-    """A real HTTP server: what a camera URL pointing at the wrong service reaches."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
