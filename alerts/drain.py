@@ -206,9 +206,7 @@ class Drainer:
                 for lane in list(self._lanes):
                     lane.outbox.maintain()
                 busy = self._step()
-                if self._outage_since is not None:
-                    log.warning("Redis reachable again after %.1f s", time.monotonic() - self._outage_since)
-                    self._outage_since = None
+                self._reachable()
                 delay = self.config.retry_first_s
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
                 if isinstance(exc, redis.ResponseError) and not _transient(exc):
@@ -227,6 +225,12 @@ class Drainer:
             if not busy:
                 self._wake.wait(self._idle_wait())
         self._final_flush()
+
+    def _reachable(self) -> None:
+        """Redis answered: end the outage, if one was on."""
+        if self._outage_since is not None:
+            log.warning("Redis reachable again after %.1f s", time.monotonic() - self._outage_since)
+            self._outage_since = None
 
     def _on_outage(self, exc: redis.RedisError) -> None:
         if self._outage_since is None:
@@ -298,6 +302,10 @@ class Drainer:
                 self._quarantine(lane, rec, str(exc))
         publisher = self._publishers[id(self._client)]
         results = publisher.publish_batch([env for _, env in items]) if items else []
+        if items:
+            # Over as soon as Redis answers, not after the whole step: the outbox can empty (confirmed
+            # elsewhere) before this step returns, and its status must not say "outage" with nothing waiting.
+            self._reachable()
         now = time.time()
         for (rec, _env), result in zip(items, results, strict=True):
             if isinstance(result, redis.ResponseError):
