@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,16 @@ def small_h264(clip_dir: Path) -> Path:
     path = clip_dir / "ingest-small-v1.h264"
     if not path.is_file():
         write_clip(SMALL_SCENE, path, keyint=25, bitrate_kbps=250, container="h264")
+    return path
+
+
+@pytest.fixture(scope="session")
+def slow_h264(clip_dir: Path) -> Path:
+    """Raw H.264, 320x180, 5 fps, keyframe every second, 4 s: for tests of many cameras at once, where the
+    server and the worker on a 2-core machine cannot carry 100 streams at 25 fps."""
+    path = clip_dir / "ingest-slow-v1.h264"
+    if not path.is_file():
+        write_clip(replace(SMALL_SCENE, fps=5), path, keyint=5, bitrate_kbps=100, container="h264")
     return path
 
 

@@ -77,15 +77,15 @@ def test_a_killed_server_is_offline_with_backoff_then_online_when_it_returns(
 
 
 def test_a_hundred_cameras_losing_their_server_reconnect_within_the_open_budget(
-    need_gst: None, tmp_path: Path, redis_url: str, rclient: redis.Redis, small_h264: Path
+    need_gst: None, tmp_path: Path, redis_url: str, rclient: redis.Redis, slow_h264: Path
 ) -> None:
     budget = 20
     settings = fast_settings(tmp_path, redis_url, opens_per_second=budget, read_timeout_s=3.0, open_timeout_s=3.0)
-    mounts = {f"cam{i:03d}": small_h264 for i in range(100)}
-    with RtspServer(mounts) as rtsp:
+    mounts = {f"cam{i:03d}": slow_h264 for i in range(100)}
+    with RtspServer(mounts, fps=5) as rtsp:
         ids = register(rclient, *(spec(rtsp.url(m), m) for m in mounts))
 
-        # Connected and receiving: online, or degraded when this 2-core machine, which also runs the server's
+        # Connected and receiving: online, or degraded if the 2-core machine, which also runs the server's
         # 100 streams, cannot keep every camera at its full frame rate. Both mean the camera was reopened.
         receiving = {CameraState.ONLINE, CameraState.DEGRADED}
 
