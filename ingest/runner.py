@@ -65,7 +65,11 @@ class RunnerConfig:
     def from_settings(cls, s: Settings) -> RunnerConfig:
         """Derive the runner's configuration from the settings."""
         return cls(
-            reader=ReaderOptions(open_timeout_s=s.open_timeout_s, read_timeout_s=s.read_timeout_s),
+            reader=ReaderOptions(
+                open_timeout_s=s.open_timeout_s,
+                read_timeout_s=s.read_timeout_s,
+                batch_s=min(s.receive_batch_s, s.read_timeout_s / 4),  # a longer pause would look like a stall
+            ),
             detect_width=s.detect_width,
             analyzer=AnalyzerConfig.from_settings(s),
             modes=ModeSettings(
