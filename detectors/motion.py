@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from detectors.lit import drop_lit
 from ingest.reader import downscale
 
 BBox = tuple[float, float, float, float]
@@ -49,14 +50,7 @@ _GAIN_BIAS_S = np.array([_GAIN_BIAS])
 # The ratio is median-filtered as uint8 log2 steps (cv2's median over 5x5 needs 8 bits): 1/40 stop = 1.7 %.
 _LOG_STEPS = 40.0
 _GAIN_LUT = np.asarray(2.0 ** ((np.arange(256, dtype=np.float64) - 128.0) / _LOG_STEPS), dtype=np.float32)
-_GAIN_MIN, _GAIN_MAX = 0.2, 5.0
-# Texture test of changed pixels: a 5x5 window (20 source pixels), correlation above 0.5 with a background
-# that has texture at all (variance over 9, i.e. +-3 levels) means the same surface under other light.
-_NCC_WINDOW = 5
-_NCC_LIT = 0.5
-_TEXTURE_VAR = 9.0
-_CLIPPED = 245
-_WASHED = 200.0
+_GAIN_MIN_S, _GAIN_MAX_S = np.array([0.2]), np.array([5.0])
 # Local 3x3 range of the background (luma levels) up to which no shake tolerance is given.
 _EDGE_RANGE = 10.0
 _EDGE_RANGE_S = np.array([_EDGE_RANGE])
@@ -244,7 +238,7 @@ class MotionStack:
         # Shake tolerance on edges only: a pixel may move by one working pixel (4 source pixels) without
         # counting, so near a strong edge the local range beyond _EDGE_RANGE is forgiven; on flat or finely
         # textured ground a faint object keeps its full contrast.
-        edge = cv2.subtract(cv2.subtract(cv2.dilate(pred8, _KERNEL3), cv2.erode(pred8, _KERNEL3)), _EDGE_RANGE_S)
+        edge = cv2.subtract(cv2.morphologyEx(pred8, cv2.MORPH_GRADIENT, _KERNEL3), _EDGE_RANGE_S)
         diff = cv2.subtract(cv2.absdiff(small2, pred8), edge)
         thr = self._thr[rows]
         for i in range(n):
@@ -282,8 +276,11 @@ class MotionStack:
                 self._unity[slot] = True
             return 1.0
         self._unity[slot] = False
-        log_ratio = np.log2(np.clip(np.asarray(ratio, dtype=np.float32), _GAIN_MIN, _GAIN_MAX))
-        steps = cv2.convertScaleAbs(log_ratio, alpha=_LOG_STEPS, beta=128.0)  # rounded: = floor(x + 128.5)
+        # log2 of the clipped ratio in _LOG_STEPS steps around 128, in place (cv2: numpy's clip alone costs more).
+        cv2.max(ratio, _GAIN_MIN_S, ratio)
+        cv2.min(ratio, _GAIN_MAX_S, ratio)
+        cv2.log(ratio, ratio)
+        steps = cv2.convertScaleAbs(ratio, alpha=_LOG_STEPS / math.log(2.0), beta=128.0)  # rounded to nearest
         if min(gw, gh) >= GAIN_MEDIAN:
             # Padded by hand (the replicated border medianBlur itself uses, so the result is identical): on a
             # 32x18 grid OpenCV's 5x5 median takes a slow path, ~75 us against ~25 us with the border added.
@@ -293,50 +290,6 @@ class MotionStack:
         grid = cv2.LUT(steps, _GAIN_LUT)
         cv2.resize(grid, (self.width, self.height), self._gain[slot], interpolation=cv2.INTER_LINEAR)
         return float(cv2.mean(grid)[0])
-
-    def _drop_lit(self, slot: int, pred: F32, changed: U8) -> int:
-        """Unmark changed pixels whose neighbourhood keeps the background's texture; return the count left.
-
-        Light (a headlight beam, a lamp, a cloud edge) and shadow scale the texture under them: the local
-        correlation between frame and background stays high. A person or a car brings its own texture.
-        Only the box around the changed pixels is examined, so quiet frames cost nothing here.
-        """
-        x, y, w, h = cv2.boundingRect(changed)
-        m = _NCC_WINDOW
-        x0, y0 = max(0, x - m), max(0, y - m)
-        x1, y1 = min(self.width, x + w + m), min(self.height, y + h + m)
-        img = self.small[slot][y0:y1, x0:x1].astype(np.float32)
-        ref = pred[y0:y1, x0:x1]
-        k = (_NCC_WINDOW, _NCC_WINDOW)
-        mi, mr = cv2.blur(img, k), cv2.blur(ref, k)
-        vi = cv2.blur(img * img, k) - mi * mi
-        vr = cv2.blur(ref * ref, k) - mr * mr
-        cov = cv2.blur(img * ref, k) - mi * mr
-        ncc = cov / np.sqrt(np.maximum(vi * vr, 1e-6))
-        # Light keeps the texture's pattern (correlation) and scales its contrast with the brightness; a flat
-        # object over textured ground may correlate by chance (compression ghosts), but has lost the contrast.
-        gain2 = (mi * mi + 1.0) / (mr * mr + 1.0)
-        lit = (ncc > _NCC_LIT) & (vr > _TEXTURE_VAR) & (vi > 0.25 * gain2 * vr)
-        # Near white, a strong light flattens the texture instead of scaling it (the sensor saturates): where the
-        # lit background predicts a bright surface and the frame shows the same surface washed out, it is light.
-        lit |= (img >= _CLIPPED) & (ref >= _CLIPPED - 15)
-        lit |= (mi > _WASHED) & (mr > _WASHED - 30) & (vi < 0.3 * vr)
-        roi = changed[y0:y1, x0:x1]
-        # What light leaves of a blob that is mostly lit (a beam, a lamp's pool) is a lacework of fragments where
-        # the texture test could not decide (flat ground, saturation): it is kept only where it still has a solid
-        # core, as the opening asks of any change. Blobs that are mostly not lit (objects) lose only their lit
-        # pixels.
-        n, labels = cv2.connectedComponents(roi, connectivity=8, ltype=cv2.CV_32S)
-        flat = labels.ravel()
-        mostly_lit = 2 * np.bincount(flat[lit.ravel()], minlength=n) >= np.bincount(flat, minlength=n)
-        mostly_lit[0] = False
-        roi[lit] = 0
-        if mostly_lit.any():
-            blobs = np.where(mostly_lit[labels], np.uint8(255), np.uint8(0))
-            rest = cv2.bitwise_and(roi, blobs)
-            cv2.subtract(roi, rest, roi)
-            cv2.bitwise_or(roi, cv2.bitwise_and(cv2.dilate(cv2.erode(rest, _KERNEL3), _KERNEL7), rest), roi)
-        return int(cv2.countNonZero(changed))
 
     def _finish(
         self,
@@ -356,7 +309,7 @@ class MotionStack:
         self._last_t[slot] = t_s
         count = cv2.countNonZero(changed)
         if count and not fresh:
-            count = self._drop_lit(slot, pred, changed)
+            count = drop_lit(self.small[slot], pred, changed)
         fraction = count / self._area[slot]
         spread = 0.0
         if count:
