@@ -40,3 +40,19 @@ def test_rate_meter_reports_per_second_rates_of_the_window() -> None:
     assert rates.bitrate_kbps == pytest.approx(125_000 * 8 / 1000 / span)
     assert (rates.decoded, rates.decode_errors) == (2, 1)
     assert meter.take().fps_received == 0.0  # a new window
+
+
+def test_rates_of_batched_packets_do_not_jitter_with_the_window_boundary() -> None:
+    st = CameraStats()
+    meter = RateMeter(st, now=0.0)
+    seen = []
+    t = 0.0
+    for window_end in (2.0, 4.0, 6.0, 8.0):
+        while t + 0.3 <= window_end:  # 25 fps arriving as a batch of 7.5 frames every 0.3 s
+            t += 0.3
+            st.packets = round(t * 25)  # the batch lands at t
+            st.last_packet_mono = t
+        seen.append(meter.take(now=window_end).fps_received)
+    assert seen == pytest.approx([25.0] * 4, abs=1.0)  # cut at arbitrary instants: 22.5 to 26.3
+    # A stream that went silent shows at once: the window then ends now, not at its last packet.
+    assert meter.take(now=t + 1.5).fps_received == 0.0
