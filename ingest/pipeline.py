@@ -194,6 +194,7 @@ class CameraPipeline:
                 self._anchor = skew
             elif skew - self._anchor > self.settings.max_lag_s:
                 behind = True
+            st.last_packet_due = media_s + self._anchor
         if self._alarm:
             self._alarm = False
             self._last_active = self._last_change = media_s

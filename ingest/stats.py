@@ -36,6 +36,8 @@ class CameraStats:
     decode_errors: int = 0
     escalations: int = 0
     last_packet_mono: float = 0.0
+    # When the latest packet was due by its media time (monotonic clock): its arrival without batching or lag.
+    last_packet_due: float = 0.0
     last_frame_wall: float | None = None
     _keyframe_gaps: deque[float] = field(default_factory=lambda: deque(maxlen=_KEYFRAME_HISTORY))
     _last_keyframe_media: float | None = None
@@ -86,7 +88,7 @@ class Rates:
     decoded: int
 
 
-# A window ends at the last packet if it came at most this long ago: longer than any batch pause (at most
+# A window ends at the last packet if it was read at most this long ago: longer than any batch pause (at most
 # 1 s, and 0.25 s by default), short enough that a stream going silent shows in the next window.
 _BATCH_SNAP_S = 1.0
 
@@ -110,14 +112,14 @@ class RateMeter:
     def take(self, now: float | None = None) -> Rates:
         """Rates since the previous ``take`` (or creation), and start a new window.
 
-        A window ends at the last packet's arrival when that was recent: live packets arrive in batches
-        (``ReaderOptions.batch_s``), and a window cut between batches would count one batch more or less than
-        its length holds (+-3.6 fps over 2 s of 25 fps in 0.25 s batches).
+        A window ends when the last packet was due by its media time, if it arrived recently: live packets
+        arrive in batches (``ReaderOptions.batch_s``) and are read in bursts, and a window cut at the moment of
+        reading would count part of a batch against the wrong window (+-3 fps over 2 s at 25 fps).
         """
         st = self._stats
         now = time.monotonic() if now is None else now
-        last = st.last_packet_mono
-        end = last if self._mark < last and now - last < _BATCH_SNAP_S else now
+        due = st.last_packet_due
+        end = due if self._mark < due and now - st.last_packet_mono < _BATCH_SNAP_S else now
         span = max(1e-3, end - self._mark)
         packets, nbytes, decoded, analysed, errors = st.packets, st.bytes, st.decoded, st.analysed, st.decode_errors
         rates = Rates(

@@ -57,6 +57,8 @@ def test_runner_watches_escalates_and_reports(need_gst: None, walker_h264: Path,
     assert health.fps_declared == 25.0 and health.fps_received > 5 and health.bitrate_kbps > 50
     assert (health.width, health.height) == (640, 360) and health.mode in (DecodeMode.IDLE, DecodeMode.ACTIVE)
     assert health.escalations >= 1 and health.last_frame_at is not None and health.warnings == ()
+    # Rates are windowed by when packets were due, which is never after they were read.
+    assert 0 < runner.stats.last_packet_due <= runner.stats.last_packet_mono
     assert runner.state is CameraState.OFFLINE and runner.last_error == "worker stopped watching this camera"
     assert [h.state for h in runner.history][:2] == [CameraState.CONNECTING, CameraState.ONLINE]
 

@@ -50,8 +50,9 @@ def test_rates_of_batched_packets_do_not_jitter_with_the_window_boundary() -> No
     for window_end in (2.0, 4.0, 6.0, 8.0):
         while t + 0.3 <= window_end:  # 25 fps arriving as a batch of 7.5 frames every 0.3 s
             t += 0.3
-            st.packets = round(t * 25)  # the batch lands at t
-            st.last_packet_mono = t
+            st.packets = round(t * 25)  # the batch lands at t, and is read in a burst a little later
+            st.last_packet_mono = t + 0.05
+            st.last_packet_due = t
         seen.append(meter.take(now=window_end).fps_received)
     assert seen == pytest.approx([25.0] * 4, abs=1.0)  # cut at arbitrary instants: 22.5 to 26.3
     # A stream that went silent shows at once: the window then ends now, not at its last packet.
