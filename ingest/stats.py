@@ -88,8 +88,8 @@ class Rates:
     decoded: int
 
 
-# A window ends at the last packet if it was read at most this long ago: longer than any batch pause (at most
-# 1 s, and 0.25 s by default), short enough that a stream going silent shows in the next window.
+# A window ends when the last packet was due if that packet was read at most this long ago: longer than any
+# batch pause (at most 1 s, 0.25 s by default), short enough that a stream going silent shows in the next window.
 _BATCH_SNAP_S = 1.0
 
 
