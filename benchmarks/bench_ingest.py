@@ -124,9 +124,10 @@ def no_sink(*_: object) -> None:
 IDLE_ONLY = ModeSettings(adaptive_idle=False, escalate_on_motion=False, decoder=DecoderSettings(cheap_idle=False))
 # The default idle decoder (no loop filter on idle keyframes), still pinned to idle for the 1-fps comparison.
 DEFAULT_IDLE = ModeSettings(adaptive_idle=False, escalate_on_motion=False)
-# RTSP readers: the bare loops read every packet as it arrives; the engine batches its reads as shipped.
-BARE_READER = ReaderOptions(open_timeout_s=10, read_timeout_s=10)
-SHIPPED_READER = replace(BARE_READER, batch_s=Settings.model_fields["receive_batch_s"].default)
+# Live, the engine batches its reads as shipped; the bare loops read every packet as it arrives.
+SHIPPED_BATCH_S: float = Settings.model_fields["receive_batch_s"].default
+BATCHED_IDLE = replace(DEFAULT_IDLE, receive_batch_s=SHIPPED_BATCH_S)
+SHIPPED_MODES = ModeSettings(receive_batch_s=SHIPPED_BATCH_S)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ Make = Callable[[av.video.stream.VideoStream], Any]
 def makers(fps: float, live: bool, diagnostics: bool = False) -> dict[str, Make]:
     out: dict[str, Make] = {
         "floor": Floor,
-        "engine": lambda s: Engine(s, DEFAULT_IDLE, live),
+        "engine": lambda s: Engine(s, BATCHED_IDLE if live else DEFAULT_IDLE, live),
         "baseline": lambda s: Baseline(s, fps),
     }
     if diagnostics:
@@ -240,17 +241,15 @@ def interleaved(fns: dict[str, Callable[[], float]], reps: int) -> dict[str, flo
 # RTSP: N cameras in this process, one thread each, real time
 
 
-def rtsp_cpu_per_camera_s(
-    urls: list[str], make: Make, seconds: float, options: ReaderOptions = BARE_READER, warmup_s: float = 3.0
-) -> tuple[float, int]:
-    """CPU seconds per camera-second of ``len(urls)`` RTSP cameras read in real time with ``options``; and
-    the number of cameras that failed."""
+def rtsp_cpu_per_camera_s(urls: list[str], make: Make, seconds: float, warmup_s: float = 3.0) -> tuple[float, int]:
+    """CPU seconds per camera-second of ``len(urls)`` RTSP cameras read in real time; and the number of
+    cameras that failed."""
     stop = threading.Event()
     failures = [0]
 
     def run(url: str) -> None:
         try:
-            with StreamReader(url, options) as reader:
+            with StreamReader(url, ReaderOptions(open_timeout_s=10, read_timeout_s=10)) as reader:
                 loop = make(reader.video)
                 for packet, media_s in reader.packets():
                     loop.feed(packet, media_s)
@@ -311,13 +310,12 @@ def table_cameras_per_core(cl: dict[str, Clip], quick: bool) -> dict[str, float]
         seconds = 8.0 if quick else 20.0
         with gst_server({f"c{i}": clip.path for i in range(n)}) as srv:
             urls = [srv.url(f"c{i}") for i in range(n)]
-            runs = {**makers(clip.fps, True), UNBATCHED: makers(clip.fps, True)["engine"]}
+            runs: dict[str, Make] = {**makers(clip.fps, True), UNBATCHED: lambda s: Engine(s, DEFAULT_IDLE, True)}
             samples: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(1 if quick else 2):
                 for name, make in runs.items():
                     use = urls if name != "baseline" else urls[:n_base]  # full decode of all would not fit 2 cores
-                    options = SHIPPED_READER if name == "engine" else BARE_READER
-                    cpu, failed = rtsp_cpu_per_camera_s(use, make, seconds, options)
+                    cpu, failed = rtsp_cpu_per_camera_s(use, make, seconds)
                     if failed:
                         print(f"warning: {failed} RTSP cameras failed during {name}", file=sys.stderr)
                     samples[name].append(cpu)
@@ -347,7 +345,7 @@ def table_cameras_per_core(cl: dict[str, Clip], quick: bool) -> dict[str, float]
         "(keyframes decoded without the loop filter, Y plane, downscale, privacy mask, all detectors); baseline = "
         "decode every frame, swscale to 320 px gray, detect at 5 fps. Criteria: engine / floor >= 0.9, engine / "
         "baseline >= 3.5. Over RTSP the bare loops read each packet as it arrives, and the engine batches its "
-        f"reads as shipped (receive_batch_s {SHIPPED_READER.batch_s:g} s: one wakeup per batch, not per packet). "
+        f"reads as shipped (receive_batch_s {SHIPPED_BATCH_S:g} s: one wakeup per batch, not per packet). "
         "Diagnostics: for files, the engine decoding idle keyframes at full quality (loop filter on; table 2 and "
         "the accuracy benchmark compare the two) and the engine without the detectors; for RTSP, the engine "
         "reading every packet as it arrives, like the bare loops."
@@ -619,7 +617,7 @@ def table_threads_asyncio(cl: dict[str, Clip], quick: bool) -> None:
         urls = [srv.url(f"c{i}") for i in range(n)]
         samples: dict[str, list[float]] = {"threads": [], "asyncio": []}
         for _ in range(1 if quick else 2):
-            cpu, _ = rtsp_cpu_per_camera_s(urls, lambda s: Engine(s, ModeSettings(), True), seconds, SHIPPED_READER)
+            cpu, _ = rtsp_cpu_per_camera_s(urls, lambda s: Engine(s, SHIPPED_MODES, True), seconds)
             samples["threads"].append(cpu)
             samples["asyncio"].append(_asyncio_cpu(urls, seconds))
     t, a = statistics.median(samples["threads"]), statistics.median(samples["asyncio"])
@@ -638,10 +636,10 @@ def _asyncio_cpu(urls: list[str], seconds: float) -> float:
 
     async def camera_task(url: str, pool: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
-        reader = StreamReader(url, SHIPPED_READER)
+        reader = StreamReader(url, ReaderOptions(open_timeout_s=10, read_timeout_s=10))
         await loop.run_in_executor(pool, reader.open)
         try:
-            engine = Engine(reader.video, ModeSettings(), True)
+            engine = Engine(reader.video, SHIPPED_MODES, True)
             packets = reader.packets()
 
             def step() -> bool:

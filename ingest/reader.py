@@ -11,7 +11,6 @@ PyAV caveats this module is built around (see ``/work/shared/docs/decode-costs.m
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,12 +34,6 @@ _Y_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "
 _ANALYZE_US = "500000"
 # Frame rate assumed for timing packets that carry no timestamp when the stream declares none.
 _FALLBACK_FPS = 25.0
-# A live packet whose lag behind real time is within this of the connection's smallest lag is at the live
-# edge (batched reading pauses there): two frames at 25 fps, above LAN jitter and a thread scheduled late.
-_LIVE_EDGE_S = 0.08
-# The smallest lag rises by this much per media second, so that a camera clock running slow against ours
-# (crystals drift by tens of ppm) does not end batching after a few hours.
-_DRIFT = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +45,6 @@ class ReaderOptions:
     # Local files play in real time and loop, so that they behave like a camera; off for offline runs and
     # benchmarks, which read each file once as fast as possible.
     realtime_files: bool = True
-    # Live streams are read in batches: after a packet that arrived on time (the reader is not behind), the
-    # thread sleeps this long, then drains what arrived meanwhile from the socket buffer. A camera then wakes
-    # its thread a few times a second instead of for every packet: 16 cameras at 360p measured 9.25 -> 6.70
-    # ms of CPU per camera-second at 0.25 s (wakeups and GIL handoffs are most of RTSP's receive cost).
-    # Every packet still arrives (TCP buffers it); alerts come at most this much later. 0: no pauses.
-    batch_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.batch_s <= self.read_timeout_s / 4:
-            raise ValueError(
-                f"ReaderOptions.batch_s must be in [0, read_timeout_s / 4 = {self.read_timeout_s / 4:g}], "
-                f"got {self.batch_s!r}: a longer batch would look like a stall"
-            )
 
     @property
     def socket_timeout_s(self) -> float:
@@ -137,7 +117,6 @@ class StreamReader:
         self._file = is_file_url(url)
         self._container: av.container.InputContainer | None = None
         self.opens = 0
-        self.batch_pauses = 0  # sleeps at the live edge (ReaderOptions.batch_s)
 
     def __enter__(self) -> StreamReader:
         self.open()
@@ -222,7 +201,6 @@ class StreamReader:
 
     def _packets_once(self, offset: float) -> Iterator[tuple[av.Packet[Any], float]]:
         pace = self._file and self.options.realtime_files
-        batch = 0.0 if self._file else self.options.batch_s
         stream = self.video
         container = self._container
         assert container is not None
@@ -231,8 +209,6 @@ class StreamReader:
         first_pts: int | None = None
         media = offset - step
         start_wall = time.monotonic()
-        least_lag = math.inf
-        live_edge = False
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue  # the flush packet at EOF
@@ -248,16 +224,7 @@ class StreamReader:
                 delay = start_wall + (media - offset) - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            if batch:
-                # Judged by media time, not by how long the read took: a thread that waited for the GIL must
-                # not mistake buffered packets for the live edge and fall behind.
-                lag = time.monotonic() - (media - offset)
-                least_lag = min(least_lag + _DRIFT * step, lag)
-                live_edge = lag - least_lag < _LIVE_EDGE_S
             yield packet, media
-            if batch and live_edge:
-                self.batch_pauses += 1
-                time.sleep(batch)  # let the next packets gather (see ReaderOptions.batch_s)
 
     def frames(self) -> Iterator[av.VideoFrame]:
         """Every decoded frame until the stream ends (files loop when ``realtime_files`` is set).

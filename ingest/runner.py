@@ -65,11 +65,7 @@ class RunnerConfig:
     def from_settings(cls, s: Settings) -> RunnerConfig:
         """Derive the runner's configuration from the settings."""
         return cls(
-            reader=ReaderOptions(
-                open_timeout_s=s.open_timeout_s,
-                read_timeout_s=s.read_timeout_s,
-                batch_s=min(s.receive_batch_s, s.read_timeout_s / 4),  # a longer pause would look like a stall
-            ),
+            reader=ReaderOptions(open_timeout_s=s.open_timeout_s, read_timeout_s=s.read_timeout_s),
             detect_width=s.detect_width,
             analyzer=AnalyzerConfig.from_settings(s),
             modes=ModeSettings(
@@ -82,6 +78,7 @@ class RunnerConfig:
                 max_lag_s=s.max_lag_s,
                 no_keyframe_s=s.no_keyframe_s,
                 decoder=DecoderSettings(cheap_idle=s.idle_skip_loop_filter, max_gop_bytes=s.max_gop_bytes),
+                receive_batch_s=min(s.receive_batch_s, s.read_timeout_s / 4),  # longer would look like a stall
             ),
             backoff=BackoffPolicy(base_s=min(s.reconnect_base_s, s.reconnect_max_s), transient_cap_s=s.reconnect_max_s),
             degraded_window_s=s.degraded_window_s,

@@ -35,6 +35,8 @@ class CameraStats:
     skipped_keyframes: int = 0
     decode_errors: int = 0
     escalations: int = 0
+    # Pauses of batched reading (ModeSettings.receive_batch_s): a few a second for a caught-up camera.
+    batch_pauses: int = 0
     last_packet_mono: float = 0.0
     # When the latest packet was due by its media time (monotonic clock): its arrival without batching or lag.
     last_packet_due: float = 0.0

@@ -19,6 +19,7 @@ from ingest.frames import DecodeMode, LumaFrame
 from ingest.pipeline import CameraPipeline, ModeSettings
 from ingest.reader import ReaderOptions, StreamReader
 from tests.ingest_fixtures import FULL, make_camera
+from tests.peers import RtspServer
 
 Sunk = list[tuple[Event, av.VideoFrame | None]]
 
@@ -170,3 +171,54 @@ def test_a_timestamp_reset_is_not_mistaken_for_a_camera_falling_behind(walker_h2
         for packet, media_s in packets[100:]:  # the camera restarts its clock at 0
             pipeline.feed(packet, media_s - 100 * 0.04 - 30.0)
     assert pipeline.stats.dropped == 0 and pipeline.stats.decoded > 0
+
+
+def _live_pipeline(url: str, settings: ModeSettings) -> CameraPipeline:
+    camera = make_camera(url)
+    return CameraPipeline(
+        camera, CameraAnalyzer(camera.id, camera.zones, AnalyzerConfig()), lambda *_: None, 320, settings
+    )
+
+
+def test_batched_reading_pauses_at_the_live_edge_and_loses_no_packet(need_gst: None, walker_h264: Path) -> None:
+    with RtspServer({"cam": walker_h264}) as rtsp:
+        pipeline = _live_pipeline(rtsp.url("cam"), ModeSettings(receive_batch_s=0.25))
+        with StreamReader(rtsp.url("cam"), ReaderOptions(open_timeout_s=3, read_timeout_s=3)) as reader:
+            pipeline.connect(reader.video)
+            items = []
+            for packet, media_s in reader.packets():
+                pipeline.feed(packet, media_s)
+                items.append(media_s)
+                if len(items) == 75:  # 3 s of video
+                    break
+    # Every frame, in order: the batch pauses only let packets gather in the socket buffer.
+    assert np.allclose(np.diff(items), 0.04, atol=1e-3)
+    # One pause per batch of several packets, not one wakeup per packet (counted, not timed).
+    assert 3 <= pipeline.stats.batch_pauses <= 75 // 4
+
+
+def test_a_camera_that_is_behind_never_pauses(need_gst: None, walker_h264: Path) -> None:
+    with RtspServer({"cam": walker_h264}) as rtsp:
+        pipeline = _live_pipeline(rtsp.url("cam"), ModeSettings(receive_batch_s=0.25))
+        pauses = []
+        with StreamReader(rtsp.url("cam"), ReaderOptions(open_timeout_s=3, read_timeout_s=3)) as reader:
+            pipeline.connect(reader.video)
+            for i, (packet, media_s) in enumerate(reader.packets()):
+                pipeline.feed(packet, media_s)
+                pauses.append(pipeline.stats.batch_pauses)
+                if 2 <= i < 27:
+                    time.sleep(0.07)  # a slow consumer: 1.75 s for 1 s of video, it falls behind
+                if i == 75:
+                    break
+    # Falling behind from packet 3 on: buffered packets are not the live edge (no pause while catching up);
+    # once caught up (75 packets = 3 s of video, read in about 3 s), it pauses again.
+    assert pauses[4] == pauses[27]
+    assert pauses[75] > pauses[27]
+
+
+def test_offline_pipelines_and_the_default_never_pause(quiet_h264: Path) -> None:
+    with pytest.raises(ValueError, match="receive_batch_s must not be negative, got -1"):
+        ModeSettings(receive_batch_s=-1)
+    assert ModeSettings().receive_batch_s == 0.0  # every packet as it comes unless the runner asks
+    pipeline, *_ = run(quiet_h264, ModeSettings(receive_batch_s=0.25))  # offline: media time, no real time
+    assert pipeline.stats.batch_pauses == 0

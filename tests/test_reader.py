@@ -77,44 +77,6 @@ def test_rtsp_packets_arrive_with_media_time_and_the_container_is_closed(need_gs
     assert np.allclose(steps, 0.04, atol=1e-3)
 
 
-def test_batched_rtsp_reading_pauses_at_the_live_edge_and_loses_no_packet(need_gst: None, walker_h264: Path) -> None:
-    with RtspServer({"cam": walker_h264}) as rtsp:
-        reader = StreamReader(rtsp.url("cam"), ReaderOptions(open_timeout_s=3, read_timeout_s=3, batch_s=0.25))
-        with reader:
-            items = []
-            for _packet, media_s in reader.packets():
-                items.append(media_s)
-                if len(items) == 75:  # 3 s of video
-                    break
-    # Every frame, in order: the batch pauses only let packets gather in the socket buffer.
-    assert np.allclose(np.diff(items), 0.04, atol=1e-3)
-    # One pause per batch of several packets, not one wakeup per packet (counted, not timed).
-    assert 3 <= reader.batch_pauses <= 75 // 4
-
-
-def test_a_reader_that_is_behind_never_pauses(need_gst: None, walker_h264: Path) -> None:
-    with RtspServer({"cam": walker_h264}) as rtsp:
-        reader = StreamReader(rtsp.url("cam"), ReaderOptions(open_timeout_s=3, read_timeout_s=3, batch_s=0.25))
-        pauses = []
-        with reader:
-            for i, _ in enumerate(reader.packets()):
-                pauses.append(reader.batch_pauses)
-                if 2 <= i < 27:
-                    time.sleep(0.07)  # a slow consumer: 1.75 s for 1 s of video, it falls behind
-                if i == 75:
-                    break
-    # Falling behind from packet 3 on: buffered packets are not the live edge (no pause while catching up);
-    # once caught up (75 packets = 3 s of video, read in about 3 s), it pauses again.
-    assert pauses[4] == pauses[27]
-    assert pauses[75] > pauses[27]
-
-
-def test_batch_pauses_must_stay_well_below_the_read_timeout() -> None:
-    with pytest.raises(ValueError, match=r"batch_s must be in \[0, read_timeout_s / 4 = 0.5\], got 1.0"):
-        ReaderOptions(read_timeout_s=2.0, batch_s=1.0)
-    assert ReaderOptions().batch_s == 0.0  # bare reading unless the runner asks (main-stream grabs do not)
-
-
 def test_credentials_are_percent_encoded_into_rtsp_urls_only() -> None:
     assert with_credentials("rtsp://cam:554/s", "ad min", "p@ss:w/rd") == "rtsp://ad%20min:p%40ss%3Aw%2Frd@cam:554/s"
     assert with_credentials("rtsp://cam/s", "u", None) == "rtsp://u@cam/s"

@@ -118,7 +118,7 @@ def test_a_failing_sink_does_not_end_the_camera(need_gst: None, walker_h264: Pat
 
 
 def test_runners_batch_their_reads_but_never_for_as_long_as_a_stall(tmp_path: Path, redis_url: str) -> None:
-    assert RunnerConfig.from_settings(fast_settings(tmp_path, redis_url)).reader.batch_s == 0.25
+    assert RunnerConfig.from_settings(fast_settings(tmp_path, redis_url)).modes.receive_batch_s == 0.25
     short = RunnerConfig.from_settings(fast_settings(tmp_path, redis_url, read_timeout_s=0.6))
-    assert short.reader.batch_s == pytest.approx(0.15)
-    assert RunnerConfig.from_settings(fast_settings(tmp_path, redis_url, receive_batch_s=0)).reader.batch_s == 0
+    assert short.modes.receive_batch_s == pytest.approx(0.15)
+    assert RunnerConfig.from_settings(fast_settings(tmp_path, redis_url, receive_batch_s=0)).modes.receive_batch_s == 0
