@@ -15,7 +15,7 @@ import numpy.typing as npt
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
-_KERNEL3 = np.ones((3, 3), np.uint8)
+KERNEL3 = np.ones((3, 3), np.uint8)
 _KERNEL7 = np.ones((7, 7), np.uint8)
 # A 5x5 window (20 source pixels at 640x360), correlation above 0.5 with a background that has texture at all
 # (variance over 9, i.e. +-3 levels) means the same surface under other light.
@@ -33,6 +33,16 @@ _WASHED_REF = np.array([170.0])
 _WASHED_VAR = 0.3
 _ZERO = np.array([0.0])
 _ONE = np.array([1.0])
+
+
+def cores_with_rim(mask_hw: U8, dst: U8 | None = None) -> U8:
+    """What of ``mask_hw`` has a 3x3 core, grown by a 7x7 rim (into ``dst`` when given, in place allowed).
+
+    The motion kernel's opening: it drops specks smaller than 3x3 working pixels, and the wider dilation gives
+    real objects back the rim that the shake tolerance and the erosion took (a far-away person is 5x8 pixels).
+    """
+    out = cv2.erode(mask_hw, KERNEL3, dst)
+    return np.asarray(cv2.dilate(out, _KERNEL7, out), dtype=np.uint8)
 
 
 def lit_mask(img: F32, ref: F32) -> U8:
@@ -94,7 +104,7 @@ def drop_lit(small_hw: U8, pred_hw: F32, changed_hw: U8) -> int:
     cv2.subtract(roi, lit_changed, roi)
     if mostly_lit.any():
         blobs = np.where(mostly_lit[labels], np.uint8(255), np.uint8(0))
-        rest = cv2.bitwise_and(roi, blobs)
+        rest = np.asarray(cv2.bitwise_and(roi, blobs), dtype=np.uint8)
         cv2.subtract(roi, rest, roi)
-        cv2.bitwise_or(roi, cv2.bitwise_and(cv2.dilate(cv2.erode(rest, _KERNEL3), _KERNEL7), rest), roi)
+        cv2.bitwise_or(roi, cv2.bitwise_and(cores_with_rim(rest), rest), roi)
     return int(cv2.countNonZero(changed_hw))

@@ -30,15 +30,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detectors.lit import drop_lit
+from detectors.lit import KERNEL3, cores_with_rim, drop_lit
 from ingest.reader import downscale
 
 BBox = tuple[float, float, float, float]
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
-_KERNEL3 = np.ones((3, 3), np.uint8)
-_KERNEL7 = np.ones((7, 7), np.uint8)
 # Columns of the illumination grid: a cell is 5 px at 160 px. The 7x7-cell median (35 px) ignores a person
 # (2x5 cells) or a large car (9x3 cells: at most 21 of the 49), while a light pool spans the window and is
 # divided out. (A 5x5 median measured worse: it took large pale cars for light.)
@@ -238,7 +236,7 @@ class MotionStack:
         # Shake tolerance on edges only: a pixel may move by one working pixel (4 source pixels) without
         # counting, so near a strong edge the local range beyond _EDGE_RANGE is forgiven; on flat or finely
         # textured ground a faint object keeps its full contrast.
-        edge = cv2.subtract(cv2.morphologyEx(pred8, cv2.MORPH_GRADIENT, _KERNEL3), _EDGE_RANGE_S)
+        edge = cv2.subtract(cv2.morphologyEx(pred8, cv2.MORPH_GRADIENT, KERNEL3), _EDGE_RANGE_S)
         diff = cv2.subtract(cv2.absdiff(small2, pred8), edge)
         thr = self._thr[rows]
         for i in range(n):
@@ -246,10 +244,7 @@ class MotionStack:
             cv2.max(thr[i], _scalar(params[i].threshold), thr[i])
         changed = self.changed[rows].reshape(n * h, w)
         cv2.compare(diff, thr.reshape(n * h, w), cv2.CMP_GT, changed)
-        # Opening drops specks; the extra dilation gives back the rim that the 3x3 tolerance and the opening
-        # took from real objects (a far-away person is only 5x8 working pixels).
-        cv2.erode(changed, _KERNEL3, changed)
-        cv2.dilate(changed, _KERNEL7, changed)
+        cores_with_rim(changed, changed)  # specks dropped, real objects given their rim back
         cv2.bitwise_and(changed, self.keep[rows].reshape(n * h, w), changed)
         toggled = cv2.bitwise_xor(changed, self._prev[rows].reshape(n * h, w)).reshape(n, h, w)
         self._prev[rows] = changed.reshape(n, h, w)
