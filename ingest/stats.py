@@ -115,7 +115,7 @@ class RateMeter:
         """Rates since the previous ``take`` (or creation), and start a new window.
 
         A window ends when the last packet was due by its media time, if it arrived recently: live packets
-        arrive in batches (``ReaderOptions.batch_s``) and are read in bursts, and a window cut at the moment of
+        arrive in batches (``ModeSettings.receive_batch_s``) and are read in bursts, and a window cut at the moment of
         reading would count part of a batch against the wrong window (+-3 fps over 2 s at 25 fps).
         """
         st = self._stats
