@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.warmth import SPINS_S, detector_warmth
-from detectors.zones import Zone
-
-FULL = Zone(name="all", polygon=((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)))
+from ingest.cameras import FULL_FRAME_ZONE
 
 
 def test_every_condition_is_measured_against_warm(small_h264: Path) -> None:
-    rows = detector_warmth(small_h264, (FULL,), 160, passes=1)
+    rows = detector_warmth(small_h264, (FULL_FRAME_ZONE,), 160, passes=1)
     names = [r[0] for r in rows]
     assert names[0] == "warm" and names[-1] == "after the keyframe's decode" and len(rows) == len(SPINS_S) + 2
     assert rows[0][2] == 1.0
