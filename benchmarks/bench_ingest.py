@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from benchmarks.table import print_table
+from benchmarks.warmth import detector_warmth
 from config.settings import Settings
 from detectors.analyzer import Analysis, AnalyzerConfig, CameraAnalyzer
 from detectors.events import Event, EventPhase
@@ -357,8 +358,6 @@ def table_cameras_per_core(cl: dict[str, Clip], quick: bool) -> dict[str, float]
 
 def table_warmth(cl: dict[str, Clip], quick: bool) -> None:
     """Table 1b: one frame's analysis warm, after idle spins, and after its keyframe's decode."""
-    from benchmarks.warmth import detector_warmth
-
     rows: list[list[object]] = []
     for key in ("360p", "quiet", "vtest"):
         if key in cl:

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from detectors.activity import ZoneCounter, result_from
 from detectors.events import Event, EventParams, EventTracker, EventType
 from detectors.lighting import LightingParams, LightingTracker, LightMode
+from detectors.lit import KERNEL3
 from detectors.motion import KernelOut, MotionParams, MotionResult, MotionStack, work_size
 from detectors.tamper import TamperDetector, TamperParams
 from detectors.zones import Zone, ZoneKind, privacy_mask
@@ -20,7 +21,6 @@ from ingest.frames import LumaFrame
 if TYPE_CHECKING:
     from config.settings import Settings
 
-_KERNEL3 = np.ones((3, 3), np.uint8)
 TAMPER_TYPES = (EventType.TAMPER_COVERED, EventType.TAMPER_DEFOCUS, EventType.TAMPER_MOVED)
 
 # Infrared pictures are flatter and grainier: a lower floor, which the noise term lifts where the grain is strong.
@@ -128,7 +128,7 @@ class CameraAnalyzer:
         stack.reset(slot, self._counter.exclude_hw)
         privacy = privacy_mask(self.zones, w, h)
         # Tamper ignores privacy-masked pixels and their rim (the 3x3 gradients straddle it).
-        valid = None if privacy is None else cv2.erode(np.where(privacy, 0, 255).astype(np.uint8), _KERNEL3)
+        valid = None if privacy is None else cv2.erode(np.where(privacy, 0, 255).astype(np.uint8), KERNEL3)
         self._valid = None if valid is None else np.asarray(valid, dtype=np.uint8)
 
     def uses(self, stack: MotionStack) -> bool:
