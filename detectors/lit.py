@@ -8,6 +8,8 @@ flattens the texture instead (the sensor saturates). Everything here is cv2 on t
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +35,8 @@ _WASHED_REF = np.array([170.0])
 _WASHED_VAR = 0.3
 _ZERO = np.array([0.0])
 _ONE = np.array([1.0])
+# The most blobs 16-bit labels can number (label 0 is the unchanged ground).
+MAX_16BIT_LABEL = 65_535
 
 
 def cores_with_rim(mask_hw: U8, dst: U8 | None = None) -> U8:
@@ -96,14 +100,22 @@ def drop_lit(small_hw: U8, pred_hw: F32, changed_hw: U8) -> int:
     lit_changed = cv2.bitwise_and(roi, lit)
     if not cv2.countNonZero(lit_changed):
         return int(cv2.countNonZero(changed_hw))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(roi, connectivity=8, ltype=cv2.CV_32S)
-    # Lit pixels per blob: the labels where lit, 0 elsewhere (label 0, the unchanged ground, is never a blob).
-    lit_labels = cv2.bitwise_and(labels, labels, mask=lit_changed)
-    mostly_lit = 2 * np.bincount(lit_labels.ravel(), minlength=n) >= stats[:, cv2.CC_STAT_AREA]
+    # 16-bit labels (a 160x90 frame has at most 3,600 blobs): OpenCV labels them 2-3x faster than 32-bit ones,
+    # and they feed calcHist and take, each a third of the cost of masking and numpy's bincount or where.
+    # A working frame with room for more blobs than 16 bits count (a work_width far above the default) takes
+    # 32-bit labels, which calcHist reads as float32.
+    small_labels = (roi.shape[0] + 1) * (roi.shape[1] + 1) // 4 <= MAX_16BIT_LABEL
+    ltype = cv2.CV_16U if small_labels else cv2.CV_32S
+    n, cv_labels, stats, _ = cv2.connectedComponentsWithStats(roi, connectivity=8, ltype=ltype)
+    labels: npt.NDArray[np.integer[Any]] = np.asarray(cv_labels, dtype=np.uint16 if small_labels else np.int32)
+    # Lit pixels per blob: a histogram of the labels where lit (label 0, the unchanged ground, is never a blob).
+    counted = labels if small_labels else labels.astype(np.float32)
+    lit_per_blob = cv2.calcHist([counted], [0], lit_changed, [n], [0, n]).ravel()
+    mostly_lit = 2 * lit_per_blob >= stats[:, cv2.CC_STAT_AREA]
     mostly_lit[0] = False
     cv2.subtract(roi, lit_changed, roi)
-    if mostly_lit.any():
-        blobs = np.where(mostly_lit[labels], np.uint8(255), np.uint8(0))
+    if np.count_nonzero(mostly_lit):
+        blobs = np.where(mostly_lit, np.uint8(255), np.uint8(0)).take(labels)
         rest = np.asarray(cv2.bitwise_and(roi, blobs), dtype=np.uint8)
         cv2.subtract(roi, rest, roi)
         cv2.bitwise_or(roi, cv2.bitwise_and(cores_with_rim(rest), rest), roi)

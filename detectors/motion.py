@@ -3,7 +3,7 @@
 Per frame and camera, at a working size of about 160 px wide (cv2 calls only, no per-pixel Python):
 
 1. area-downscale the detection frame (320x180 becomes 160x90: noise averages out, rain and snow specks fade);
-2. illumination gain: the frame/background ratio on a 16-column grid, median-filtered over 5x5 cells and
+2. illumination gain: the frame/background ratio on a 32-column grid, median-filtered over 5x5 cells and
    upsampled, so lights, clouds and headlight pools (smooth, large) are divided out while a person or a car
    (a few cells) is not;
 3. shake-tolerant difference: how far the pixel lies outside the [min, max] of the predicted background in
@@ -37,9 +37,9 @@ BBox = tuple[float, float, float, float]
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
-# Columns of the illumination grid: a cell is 5 px at 160 px. The 7x7-cell median (35 px) ignores a person
-# (2x5 cells) or a large car (9x3 cells: at most 21 of the 49), while a light pool spans the window and is
-# divided out. (A 5x5 median measured worse: it took large pale cars for light.)
+# Columns of the illumination grid: a cell is 5 px at 160 px. The 5x5-cell median (25 working px, 100 source
+# px at 640x360) ignores a person (about 2x4 cells: far from the 13 of 25 that move a median), while a light
+# pool spans the window and is divided out.
 GAIN_GRID_COLUMNS = 32
 GAIN_MEDIAN = 5
 # The gain ratio adds this to both terms: dark pixels (night, 0-10) would otherwise give wild ratios.
@@ -55,8 +55,10 @@ _EDGE_RANGE_S = np.array([_EDGE_RANGE])
 # The whole picture a quarter brighter or darker than the background at once: lights switched, a cloud, the
 # iris. The gain map explains most of it, but the background is re-learnt (about a second, no events) anyway.
 _RELIGHT_GAIN = 1.25
-# Grid cells all within this ratio of the background: no lighting change, the gain map stays at 1.
+# Grid cells within this ratio of the background show no lighting change; while no median window holds a
+# majority of other cells, the gain map stays at 1.
 _UNITY_GAIN = 1.06
+_UNITY_LOW_S, _UNITY_HIGH_S = np.array([1.0 / _UNITY_GAIN]), np.array([_UNITY_GAIN])
 # Spread of a change: the share of 4x3 regions of the frame with more than 1 % of their pixels changed. People
 # and cars are compact (one to four regions); shake, and weather that survives the opening, touch most of them.
 _SPREAD_GRID = (4, 3)
@@ -178,7 +180,7 @@ class MotionStack:
         self.changed = np.zeros(shape, np.uint8)
         self._prev = np.zeros(shape, np.uint8)
         self._gain = np.ones(shape, np.float32)
-        self._unity = np.ones(slots, bool)
+        self._unity = [True] * slots  # a list: numpy's all() on a few bools costs 7 us cold, every frame
         self._thr = np.zeros(shape, np.uint8)
         self.keep = np.full(shape, 255, np.uint8)
         self._last_t = np.full(slots, np.nan)
@@ -230,7 +232,7 @@ class MotionStack:
         # Most frames of most cameras see no lighting change: then the background itself is the prediction
         # (read only until each slot's update in _finish, which comes after that slot's last use of it).
         pred: F32 = bg.reshape(n * h, w)
-        if not self._unity[rows].all():
+        if not all(self._unity[start:stop]):
             pred = np.asarray(cv2.multiply(pred, self._gain[rows].reshape(n * h, w)), dtype=np.float32)
         pred8 = cv2.convertScaleAbs(pred)
         # Shake tolerance on edges only: a pixel may move by one working pixel (4 source pixels) without
@@ -263,8 +265,7 @@ class MotionStack:
         bg_grid = cv2.resize(self.background[slot], (gw, gh), interpolation=cv2.INTER_AREA)
         # cv2 arithmetic (no numpy temporaries), and the clip only where the ratio is used: this runs every frame.
         ratio = cv2.divide(cv2.add(small_grid, _GAIN_BIAS_S, dtype=cv2.CV_32F), cv2.add(bg_grid, _GAIN_BIAS_S))
-        low, high = cv2.minMaxLoc(ratio)[:2]
-        if low > 1.0 / _UNITY_GAIN and high < _UNITY_GAIN:
+        if self._unity_everywhere(np.asarray(ratio, dtype=np.float32)):
             # Nothing brightened or darkened: most frames of most cameras take this path.
             if not self._unity[slot]:
                 self._gain[slot].fill(1.0)
@@ -277,14 +278,34 @@ class MotionStack:
         cv2.log(ratio, ratio)
         steps = cv2.convertScaleAbs(ratio, alpha=_LOG_STEPS / math.log(2.0), beta=128.0)  # rounded to nearest
         if min(gw, gh) >= GAIN_MEDIAN:
-            # Padded by hand (the replicated border medianBlur itself uses, so the result is identical): on a
-            # 32x18 grid OpenCV's 5x5 median takes a slow path, ~75 us against ~25 us with the border added.
-            r = GAIN_MEDIAN // 2
-            padded = cv2.copyMakeBorder(steps, r, r, r, r, cv2.BORDER_REPLICATE)
-            steps = cv2.medianBlur(padded, GAIN_MEDIAN)[r:-r, r:-r]
+            # The median of float32 values (integers here, so the same result as of the uint8 steps): for 8-bit
+            # input at 5x5 OpenCV takes its histogram path, whose fixed cost per row makes it about 70 us on this
+            # 32x18 grid; the float path is a sorting network, 6 us.
+            steps = cv2.medianBlur(steps.astype(np.float32), GAIN_MEDIAN).astype(np.uint8)
         grid = cv2.LUT(steps, _GAIN_LUT)
         cv2.resize(grid, (self.width, self.height), self._gain[slot], interpolation=cv2.INTER_LINEAR)
         return float(cv2.mean(grid)[0])
+
+    def _unity_everywhere(self, ratio: F32) -> bool:
+        """True when the median-filtered gain would lie within the unity band in every cell (then taken as 1).
+
+        Either every cell is within the band, or some are not (a person, a car, a lamp's small pool) but no
+        median window holds a majority of them: a median of 25 values of which at least 13 lie within the band
+        lies within it too. Busy frames of steady light take the second path, which skips the logarithm, the
+        median and the upsampling of the map (about 50 us in the engine).
+        """
+        low, high = cv2.minMaxLoc(ratio)[:2]
+        if low > 1.0 / _UNITY_GAIN and high < _UNITY_GAIN:
+            return True
+        gw, gh = self._grid
+        if min(gw, gh) < GAIN_MEDIAN:
+            return False
+        outside = cv2.bitwise_not(cv2.inRange(ratio, _UNITY_LOW_S, _UNITY_HIGH_S))
+        # Cells outside the band per window, x255; the replicated border is the one the median uses.
+        per_window = cv2.boxFilter(
+            outside, cv2.CV_32F, (GAIN_MEDIAN, GAIN_MEDIAN), normalize=False, borderType=cv2.BORDER_REPLICATE
+        )
+        return bool(cv2.minMaxLoc(per_window)[1] < 255.0 * (GAIN_MEDIAN * GAIN_MEDIAN // 2 + 1))
 
     def _finish(
         self,

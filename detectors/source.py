@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import av
+import av.video.plane
 import cv2
 import numpy as np
 
@@ -27,16 +28,19 @@ class ChromaLumaFrame(LumaFrame):
     chroma_level: float | None = None
 
 
-def _plane(frame: av.VideoFrame, index: int, height: int) -> np.ndarray:
-    plane = frame.planes[index]
+def _plane(plane: av.video.plane.VideoPlane, height: int) -> np.ndarray:
     return np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(height, plane.line_size)
 
 
-def _spread(plane: np.ndarray) -> float:
-    # cv2 on the ~900 samples: 9 us against numpy's 36 us (four array temporaries), on every analysed frame.
-    values = np.ascontiguousarray(plane, dtype=np.float32)
-    mean = cv2.mean(values)[0]
-    return float(cv2.mean(cv2.absdiff(values, np.array([mean], dtype=np.float64)))[0])
+def _spread(u: np.ndarray, v: np.ndarray) -> float:
+    # Both planes' samples as one 2-channel float32 image, so that each cv2 call serves both: 4 calls instead of
+    # 8 (and numpy's own mean would cost four array temporaries), on every analysed frame.
+    uv = np.empty((u.shape[0], u.shape[1], 2), np.float32)
+    uv[..., 0] = u
+    uv[..., 1] = v
+    mean = cv2.mean(uv)
+    spread = cv2.mean(cv2.absdiff(uv, np.array([mean[0], mean[1], 0.0, 0.0])))
+    return float(spread[0] + spread[1])
 
 
 def chroma_level(frame: av.VideoFrame) -> float | None:
@@ -47,17 +51,17 @@ def chroma_level(frame: av.VideoFrame) -> float | None:
     it (swscale's grey is U = V = 127 or 129); 3-20 for a colour scene.
     """
     name = frame.format.name
+    if name not in _PLANAR_UV and name not in _INTERLEAVED_UV:
+        return None
+    planes = frame.planes  # PyAV builds this tuple on every access
+    ch = planes[1].height
     if name in _PLANAR_UV:
-        ch = frame.planes[1].height
-        cw = frame.planes[1].width
-        u = _plane(frame, 1, ch)[::CHROMA_STEP, :cw:CHROMA_STEP]
-        v = _plane(frame, 2, ch)[::CHROMA_STEP, :cw:CHROMA_STEP]
-        return _spread(u) + _spread(v)
-    if name in _INTERLEAVED_UV:
-        ch = frame.planes[1].height
-        uv = _plane(frame, 1, ch)[::CHROMA_STEP, : 2 * (frame.width // 2)]
-        return _spread(uv[:, 0::2][:, ::CHROMA_STEP]) + _spread(uv[:, 1::2][:, ::CHROMA_STEP])
-    return None
+        cw = planes[1].width
+        u = _plane(planes[1], ch)[::CHROMA_STEP, :cw:CHROMA_STEP]
+        v = _plane(planes[2], ch)[::CHROMA_STEP, :cw:CHROMA_STEP]
+        return _spread(u, v)
+    uv = _plane(planes[1], ch)[::CHROMA_STEP, : 2 * (frame.width // 2)]
+    return _spread(uv[:, 0::2][:, ::CHROMA_STEP], uv[:, 1::2][:, ::CHROMA_STEP])
 
 
 def luma_frame(

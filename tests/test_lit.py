@@ -5,7 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import numpy.typing as npt
+import pytest
 
+import detectors.lit as lit_module
 from detectors.lit import drop_lit, lit_mask
 
 F32 = npt.NDArray[np.float32]
@@ -74,3 +76,24 @@ def test_nothing_lit_leaves_the_mask_alone() -> None:
     before = changed.copy()
     assert drop_lit(small, bg, changed) == np.count_nonzero(before)
     assert np.array_equal(changed, before)
+
+
+def test_16_and_32_bit_labels_drop_the_same_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    bg = _textured(7)
+    frame = bg.copy()
+    changed = np.zeros(bg.shape, np.uint8)
+    rng = np.random.default_rng(7)
+    for i in range(24):  # blobs of every kind: lit pools, objects, and ones half lit
+        y, x = int(rng.integers(0, 80)), int(rng.integers(0, 148))
+        h, w = int(rng.integers(3, 10)), int(rng.integers(3, 12))
+        frame[y : y + h, x : x + w] = bg[y : y + h, x : x + w] * 1.5 if i % 3 else 255.0 - bg[y : y + h, x : x + w]
+        changed[y : y + h, x : x + w] = 255
+    small = np.asarray(np.clip(np.round(frame), 0, 255), dtype=np.uint8)
+    masks = []
+    for limit in (lit_module.MAX_16BIT_LABEL, 0):  # 0: every frame takes the 32-bit path
+        monkeypatch.setattr(lit_module, "MAX_16BIT_LABEL", limit)
+        mask = changed.copy()
+        drop_lit(small, bg, mask)
+        masks.append(mask)
+    assert np.array_equal(masks[0], masks[1])
+    assert 0 < np.count_nonzero(masks[0]) < np.count_nonzero(changed)
