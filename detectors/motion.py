@@ -194,6 +194,7 @@ class MotionStack:
         self._unity = [True] * slots  # a list: numpy's all() on a few bools costs 7 us cold, every frame
         self._thr = np.zeros(shape, np.uint8)
         self.keep = np.full(shape, 255, np.uint8)
+        self._keeps_all = [True] * slots  # no excluded pixel: the mask is skipped
         self._last_t = np.full(slots, np.nan)
         self._settle_until = np.full(slots, -np.inf)
         self._warm_until = np.full(slots, -np.inf)
@@ -209,7 +210,9 @@ class MotionStack:
         self.keep[slot] = 255
         if exclude_hw is not None:
             self.keep[slot][exclude_hw] = 0
-        self._area[slot] = max(1.0, float(np.count_nonzero(self.keep[slot])))
+        kept = np.count_nonzero(self.keep[slot])
+        self._keeps_all[slot] = kept == self.keep[slot].size
+        self._area[slot] = max(1.0, float(kept))
 
     def load(self, slot: int, luma_hw: U8) -> None:
         """Downscale a detection frame into the slot's input row (straight into it: no copy)."""
@@ -257,7 +260,8 @@ class MotionStack:
         changed = self.changed[rows].reshape(n * h, w)
         cv2.compare(diff, thr.reshape(n * h, w), cv2.CMP_GT, changed)
         cores_with_rim(changed, changed)  # specks dropped, real objects given their rim back
-        cv2.bitwise_and(changed, self.keep[rows].reshape(n * h, w), changed)
+        if not all(self._keeps_all[start:stop]):
+            cv2.bitwise_and(changed, self.keep[rows].reshape(n * h, w), changed)
         toggled = cv2.bitwise_xor(changed, self._prev[rows].reshape(n * h, w)).reshape(n, h, w)
         self._prev[rows] = changed.reshape(n, h, w)
         diff3 = diff.reshape(n, h, w)
@@ -310,12 +314,12 @@ class MotionStack:
         gw, gh = self._grid
         if min(gw, gh) < GAIN_MEDIAN:
             return False
-        outside = cv2.bitwise_not(cv2.inRange(ratio, _UNITY_LOW_S, _UNITY_HIGH_S))
-        # Cells outside the band per window, x255; the replicated border is the one the median uses.
+        inside = cv2.inRange(ratio, _UNITY_LOW_S, _UNITY_HIGH_S)
+        # Cells within the band per window, x255; the replicated border is the one the median uses.
         per_window = cv2.boxFilter(
-            outside, cv2.CV_32F, (GAIN_MEDIAN, GAIN_MEDIAN), normalize=False, borderType=cv2.BORDER_REPLICATE
+            inside, cv2.CV_32F, (GAIN_MEDIAN, GAIN_MEDIAN), normalize=False, borderType=cv2.BORDER_REPLICATE
         )
-        return bool(cv2.minMaxLoc(per_window)[1] < 255.0 * (GAIN_MEDIAN * GAIN_MEDIAN // 2 + 1))
+        return bool(cv2.minMaxLoc(per_window)[0] >= 255.0 * (GAIN_MEDIAN * GAIN_MEDIAN // 2 + 1))
 
     def _finish(
         self,

@@ -85,10 +85,7 @@ def _signature(small_hw: npt.NDArray[np.uint8], keep: npt.NDArray[np.float32] | 
     # Both 3x3 Sobel gradients of the uint8 image in one call (the same integers as two float Sobels, in half the
     # time: this runs once a second per camera, on every analysed frame of an idle one).
     gx, gy = cv2.spatialGradient(tiny)
-    n = gx.size
-    vec = np.empty(2 * n, np.float32)
-    vec[:n] = gx.ravel()
-    vec[n:] = gy.ravel()
+    vec = np.concatenate((gx, gy), axis=None, dtype=np.float32)  # one numpy call, not three
     if keep is not None:
         # Privacy zones are black in both pictures: their edges would make any two views look alike.
         vec *= keep
