@@ -15,12 +15,16 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The detectors' compiled kernels (detectors/_kernels.c) need a C compiler and the Python headers.
+$(STAMP): pyproject.toml setup.py detectors/_kernels.c
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"sharpeyes needs Python 3.11+, {sys.executable} is {sys.version.split()[0]}: set PYTHON=python3.11"'
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
 	  else echo "Python's venv module is missing: run  sudo apt-get install -y python3-venv"; exit 1; fi; }
-	$(PYTHON) -m venv $(VENV)
+	@command -v cc >/dev/null && $(PYTHON) -c 'import os, sysconfig; assert os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev; \
+	  else echo "A C compiler and the Python headers are missing: run  sudo apt-get install -y gcc python3-dev"; exit 1; fi; }
+	[ -d $(VENV) ] || $(PYTHON) -m venv $(VENV)
 	@echo "installing sharpeyes and its dependencies into $(VENV) (log: $(VENV)/pip.log)..."
 	@$(PY) -m pip install -q --upgrade pip > $(VENV)/pip.log 2>&1 && \
 	  $(PY) -m pip install -q -e '.[test,lint]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }

@@ -338,7 +338,7 @@ class MotionStack:
         self._last_t[slot] = t_s
         count = cv2.countNonZero(changed)
         if count and not fresh:
-            count = drop_lit(self.small[slot], pred, changed)
+            count = drop_lit(self.small[slot], pred, changed, count)
         fraction = count / self._area[slot]
         spread = 0.0
         if count:

@@ -8,6 +8,7 @@ import numpy.typing as npt
 import pytest
 
 import detectors.lit as lit_module
+from detectors import _kernels
 from detectors.lit import drop_lit, lit_mask
 
 F32 = npt.NDArray[np.float32]
@@ -97,3 +98,57 @@ def test_16_and_32_bit_labels_drop_the_same_pixels(monkeypatch: pytest.MonkeyPat
         masks.append(mask)
     assert np.array_equal(masks[0], masks[1])
     assert 0 < np.count_nonzero(masks[0]) < np.count_nonzero(changed)
+
+
+def _scene_case(seed: int) -> tuple[npt.NDArray[np.uint8], F32, npt.NDArray[np.uint8]]:
+    """A frame, its background and a changed mask with lit pools, objects, half-lit blobs and saturated light,
+    some at the frame's edges."""
+    rng = np.random.default_rng(seed)
+    bg = _textured(seed, mean=float(rng.uniform(60, 200)))
+    frame = bg + rng.normal(0.0, 2.0, bg.shape).astype(np.float32)
+    changed = np.zeros(bg.shape, np.uint8)
+    for _ in range(int(rng.integers(1, 12))):
+        y, x = int(rng.integers(-3, 88)), int(rng.integers(-3, 156))
+        h, w = int(rng.integers(2, 25)), int(rng.integers(2, 30))
+        ys, xs = slice(max(0, y), y + h), slice(max(0, x), x + w)
+        kind = int(rng.integers(0, 4))
+        if kind == 0:
+            frame[ys, xs] *= rng.uniform(1.2, 3.0)  # light, possibly saturating
+        elif kind == 1:
+            frame[ys, xs] = 255.0 - bg[ys, xs]  # an object with its own texture
+        elif kind == 2:
+            frame[ys, xs] = rng.uniform(0, 255)  # a flat object
+        else:
+            frame[ys, xs] *= rng.uniform(0.3, 0.8)  # shadow
+        changed[ys, xs] = 255
+    small = np.asarray(np.clip(np.round(frame), 0, 255), dtype=np.uint8)
+    return small, np.asarray(bg, np.float32), changed
+
+
+def test_compiled_and_cv2_forms_drop_the_same_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    dropped = 0
+    for seed in range(150):
+        small, bg, changed = _scene_case(seed)
+        if not np.count_nonzero(changed):
+            continue
+        results = []
+        for limit in (10**9, -1):  # every frame to the compiled form, then every frame to cv2
+            monkeypatch.setattr(lit_module, "KERNEL_MAX_CHANGED", limit)
+            mask = changed.copy()
+            results.append((drop_lit(small, bg, mask), mask))
+        (n_c, mask_c), (n_cv, mask_cv) = results
+        assert np.array_equal(mask_c, mask_cv), f"seed {seed}: {np.count_nonzero(mask_c != mask_cv)} pixels differ"
+        assert n_c == n_cv == np.count_nonzero(mask_c)
+        dropped += int(np.count_nonzero(changed)) - n_c
+    assert dropped > 0  # the cases did exercise the test
+
+
+def test_the_compiled_form_names_a_wrong_argument() -> None:
+    small, bg, changed = _scene_case(1)
+    lit, rest = np.empty_like(changed), np.empty_like(changed)
+    with pytest.raises(ValueError, match="pred has 14400 bytes"):
+        _kernels.drop_lit(small, bg.astype(np.uint8), changed, lit, rest, 160, 90, 0, 0, 160, 90)
+    with pytest.raises(ValueError, match="ROI x0=0 y0=0 x1=161"):
+        _kernels.drop_lit(small, bg, changed, lit, rest, 160, 90, 0, 0, 161, 90)
+    with pytest.raises(ValueError, match="not C-contiguous"):  # a view (numpy refuses it a plain buffer)
+        _kernels.drop_lit(small[:, :80], bg, changed, lit, rest, 160, 90, 0, 0, 80, 90)
