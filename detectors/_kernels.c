@@ -19,6 +19,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+
+static int check_size(const char *func, const Py_buffer *buf, const char *name, Py_ssize_t want) {
+    if (buf->len != want) {
+        PyErr_Format(PyExc_ValueError, "%s: %s has %zd bytes, expected %zd (a C-contiguous h x w image)", func, name,
+                     buf->len, want);
+        return -1;
+    }
+    return 0;
+}
 
 static inline int reflect101(int i, int n) {
     if (n == 1) return 0;
@@ -29,51 +39,78 @@ static inline int reflect101(int i, int n) {
     return i;
 }
 
-/* 255 in out where changed and lit, 0 elsewhere in the ROI [x0, x1) x [y0, y1) of w-wide images; the count. */
+/* 255 in out where changed and lit, 0 elsewhere in the ROI [x0, x1) x [y0, y1) of w-wide images; the count, or
+ * -1 when out of memory. Row by row, each run of changed pixels first sums its columns (and two beyond each end)
+ * over the 5 rows, then each pixel adds 5 of those column sums: a third of the work of 25 taps per pixel, as
+ * the pixels of a blob share their windows. */
 static long lit_changed_kernel(const uint8_t *img, const float *ref, const uint8_t *changed, uint8_t *out, int w,
                                int x0, int y0, int x1, int y1) {
     const int rw = x1 - x0, rh = y1 - y0;
     const double k = 1.0 / 25.0;
+    double *col = malloc(5 * (size_t)rw * sizeof(double));
+    if (col == NULL) return -1;
+    double *c_i = col, *c_r = col + rw, *c_ii = col + 2 * rw, *c_rr = col + 3 * rw, *c_ir = col + 4 * rw;
     long count = 0;
     for (int y = 0; y < rh; y++) {
+        const uint8_t *crow = changed + (size_t)(y0 + y) * w + x0;
+        uint8_t *orow = out + (size_t)(y0 + y) * w + x0;
+        memset(orow, 0, (size_t)rw);
         const int inner_y = y >= 2 && y + 2 < rh;
-        for (int x = 0; x < rw; x++) {
-            const size_t at = (size_t)(y0 + y) * w + (size_t)(x0 + x);
-            out[at] = 0;
-            if (!changed[at]) continue;
-            int cols[5];
-            const int inner = inner_y && x >= 2 && x + 2 < rw;
-            for (int d = 0; d < 5; d++) cols[d] = x0 + (inner ? x - 2 + d : reflect101(x - 2 + d, rw));
-            double si = 0, sr = 0, sii = 0, srr = 0, sir = 0;
-            for (int dy = -2; dy <= 2; dy++) {
-                const int yy = y0 + (inner_y ? y + dy : reflect101(y + dy, rh));
-                const uint8_t *irow = img + (size_t)yy * w;
-                const float *rrow = ref + (size_t)yy * w;
+        size_t rows[5];
+        for (int d = 0; d < 5; d++) rows[d] = (size_t)(y0 + (inner_y ? y - 2 + d : reflect101(y - 2 + d, rh))) * w;
+        int x = 0;
+        while (x < rw) {
+            if (!crow[x]) {
+                x++;
+                continue;
+            }
+            const int xa = x;
+            while (x < rw && crow[x]) x++;
+            const int xb = x - 1;
+            /* every column a pixel of the run reads, reflected ones included, lies in [ca, cb] */
+            const int ca = xa > 2 ? xa - 2 : 0, cb = xb + 2 < rw ? xb + 2 : rw - 1;
+            for (int c = ca; c <= cb; c++) {
+                double si = 0, sr = 0, sii = 0, srr = 0, sir = 0;
                 for (int d = 0; d < 5; d++) {
-                    const float a = (float)irow[cols[d]], b = rrow[cols[d]];
+                    const float a = (float)img[rows[d] + x0 + c], b = ref[rows[d] + x0 + c];
                     si += a;
                     sr += b;
                     sii += (float)(a * a);
                     srr += (float)(b * b);
                     sir += (float)(a * b);
                 }
+                c_i[c] = si, c_r[c] = sr, c_ii[c] = sii, c_rr[c] = srr, c_ir[c] = sir;
             }
-            const float mi = (float)(si * k), mr = (float)(sr * k);
-            const float eii = (float)(sii * k), err = (float)(srr * k), eir = (float)(sir * k);
-            const float mi2 = mi * mi, mr2 = mr * mr;
-            const float vi = eii - mi2, vr = err - mr2, cov = eir - mi * mr;
-            /* ncc > 0.5, texture in the reference, contrast kept: see lit_mask in lit.py */
-            const int lit = cov * cov > (float)(0.25 * vi * vr) && cov > 0.0f && vr > 9.0f &&
-                            vi * (mr2 + 1.0f) > (float)(0.25 * ((mi2 + 1.0f) * vr));
-            const float a = (float)img[at], b = ref[at];
-            const int clipped = a >= 245.0f && b >= 230.0f;
-            const int washed = mi > 200.0f && mr > 170.0f && vi < (float)(0.3 * vr);
-            if (lit || clipped || washed) {
-                out[at] = 255;
-                count++;
+            for (int xx = xa; xx <= xb; xx++) {
+                const int inner = xx >= 2 && xx + 2 < rw;
+                double si = 0, sr = 0, sii = 0, srr = 0, sir = 0;
+                for (int d = 0; d < 5; d++) {
+                    const int c = inner ? xx - 2 + d : reflect101(xx - 2 + d, rw);
+                    si += c_i[c];
+                    sr += c_r[c];
+                    sii += c_ii[c];
+                    srr += c_rr[c];
+                    sir += c_ir[c];
+                }
+                const float mi = (float)(si * k), mr = (float)(sr * k);
+                const float eii = (float)(sii * k), err = (float)(srr * k), eir = (float)(sir * k);
+                const float mi2 = mi * mi, mr2 = mr * mr;
+                const float vi = eii - mi2, vr = err - mr2, cov = eir - mi * mr;
+                /* ncc > 0.5, texture in the reference, contrast kept: see lit_mask in lit.py */
+                const int lit = cov * cov > (float)(0.25 * vi * vr) && cov > 0.0f && vr > 9.0f &&
+                                vi * (mr2 + 1.0f) > (float)(0.25 * ((mi2 + 1.0f) * vr));
+                const size_t at = (size_t)(y0 + y) * w + (size_t)(x0 + xx);
+                const float a = (float)img[at], b = ref[at];
+                const int clipped = a >= 245.0f && b >= 230.0f;
+                const int washed = mi > 200.0f && mr > 170.0f && vi < (float)(0.3 * vr);
+                if (lit || clipped || washed) {
+                    orow[xx] = 255;
+                    count++;
+                }
             }
         }
     }
+    free(col);
     return count;
 }
 
@@ -99,7 +136,9 @@ static void unite(int32_t *parent, int32_t a, int32_t b) {
 static int drop_lit_kernel(const uint8_t *img, const float *ref, uint8_t *changed, uint8_t *lit, uint8_t *rest, int w,
                            int x0, int y0, int x1, int y1) {
     const int rw = x1 - x0, rh = y1 - y0;
-    if (lit_changed_kernel(img, ref, changed, lit, w, x0, y0, x1, y1) == 0) {
+    const long lit_count = lit_changed_kernel(img, ref, changed, lit, w, x0, y0, x1, y1);
+    if (lit_count < 0) return -1;
+    if (lit_count == 0) {
         for (int y = y0; y < y1; y++) memset(rest + (size_t)y * w + x0, 0, (size_t)rw);
         return 0;
     }
@@ -163,14 +202,134 @@ static int drop_lit_kernel(const uint8_t *img, const float *ref, uint8_t *change
     return mostly;
 }
 
-static int check_size(const Py_buffer *buf, const char *name, Py_ssize_t want) {
-    if (buf->len != want) {
-        PyErr_Format(PyExc_ValueError, "drop_lit: %s has %zd bytes, expected %zd (a C-contiguous h x w image)",
-                     name, buf->len, want);
-        return -1;
-    }
-    return 0;
+/* cv2.convertScaleAbs of one float to uint8: |v * k| rounded half to even (cvRound), saturated. Clamping to 255
+ * first gives the same result, and adding and subtracting 2^23 rounds a float in [0, 2^23) to an integer in the
+ * default (nearest-even) mode: unlike lrintf and a branch, both vectorize. */
+static inline uint8_t scale_abs_u8(float v, float k) {
+    float a = fabsf(v * k + 0.0f);
+    a = a < 255.0f ? a : 255.0f;
+    return (uint8_t)(int)((a + 8388608.0f) - 8388608.0f);
 }
+
+static inline uint8_t max_u8(uint8_t a, uint8_t b) { return a > b ? a : b; }
+static inline uint8_t min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+/* Running max (or min) over a window of 2r+1 along each row, pixels outside the row ignored: src -> dst. */
+static void row_extreme(const uint8_t *restrict src, uint8_t *restrict dst, int w, int h, int r, int is_max) {
+    for (int y = 0; y < h; y++) {
+        const uint8_t *s = src + (size_t)y * w;
+        uint8_t *d = dst + (size_t)y * w;
+        for (int x = 0; x < w; x++) d[x] = s[x];
+        for (int o = 1; o <= r; o++) {
+            if (is_max) {
+                for (int x = 0; x + o < w; x++) d[x] = max_u8(d[x], s[x + o]);
+                for (int x = o; x < w; x++) d[x] = max_u8(d[x], s[x - o]);
+            } else {
+                for (int x = 0; x + o < w; x++) d[x] = min_u8(d[x], s[x + o]);
+                for (int x = o; x < w; x++) d[x] = min_u8(d[x], s[x - o]);
+            }
+        }
+    }
+}
+
+/* The same along each column: src -> dst. */
+static void col_extreme(const uint8_t *restrict src, uint8_t *restrict dst, int w, int h, int r, int is_max) {
+    for (int y = 0; y < h; y++) {
+        uint8_t *d = dst + (size_t)y * w;
+        const uint8_t *s = src + (size_t)y * w;
+        for (int x = 0; x < w; x++) d[x] = s[x];
+        for (int o = -r; o <= r; o++) {
+            if (o == 0 || y + o < 0 || y + o >= h) continue;
+            const uint8_t *t = src + (size_t)(y + o) * w;
+            if (is_max)
+                for (int x = 0; x < w; x++) d[x] = max_u8(d[x], t[x]);
+            else
+                for (int x = 0; x < w; x++) d[x] = min_u8(d[x], t[x]);
+        }
+    }
+}
+
+/* The point-wise and 3x3 stages of MotionStack.step for one camera (see motion.py), as its cv2 calls do them:
+ * pred8 = convertScaleAbs(pred); edge = morphological gradient of pred8 (3x3) - edge_range; diff = |small - pred8|
+ * - edge; thr = max(convertScaleAbs(deviation, k), floor); changed = diff > thr, eroded 3x3 and dilated 7x7
+ * (pixels outside the image ignored, as cv2's default border for morphology), masked by keep; toggled = changed ^
+ * prev; prev = changed. Subtractions saturate at 0. Every stage is a separable pass or a point-wise loop that the
+ * compiler vectorizes: a per-pixel loop over windows cost ten times OpenCV's SIMD calls. scratch: 2 w*h bytes. */
+static void motion_points_kernel(const uint8_t *restrict small, const float *restrict pred,
+                                 const float *restrict dev, const uint8_t *restrict keep, uint8_t *restrict prev,
+                                 uint8_t *restrict pred8, uint8_t *restrict diff, uint8_t *restrict changed,
+                                 uint8_t *restrict toggled, uint8_t *restrict scratch, int w, int h, float k,
+                                 int floor_thr, int edge_range, int use_keep) {
+    const size_t n = (size_t)w * h;
+    uint8_t *restrict a = scratch, *restrict b = scratch + n;
+    for (size_t i = 0; i < n; i++) pred8[i] = scale_abs_u8(pred[i], 1.0f);
+    /* gradient = dilate 3x3 - erode 3x3 of pred8: the max into changed (as scratch), the min into toggled */
+    row_extreme(pred8, a, w, h, 1, 1);
+    col_extreme(a, changed, w, h, 1, 1);
+    row_extreme(pred8, a, w, h, 1, 0);
+    col_extreme(a, toggled, w, h, 1, 0);
+    const uint8_t fl = (uint8_t)floor_thr;
+    /* the threshold into a (float and byte arithmetic in separate loops: mixed, gcc vectorizes neither) */
+    for (size_t i = 0; i < n; i++) a[i] = max_u8(scale_abs_u8(dev[i], k), fl);
+    for (size_t i = 0; i < n; i++) {
+        const int g = changed[i] - toggled[i] - edge_range;
+        const int edge = g > 0 ? g : 0;
+        const int ad = abs((int)small[i] - (int)pred8[i]) - edge;
+        const uint8_t d = (uint8_t)(ad > 0 ? ad : 0);
+        diff[i] = d;
+        b[i] = (uint8_t)(d > a[i] ? 255 : 0);
+    }
+    /* the opening: erode 3x3, dilate 7x7 */
+    row_extreme(b, a, w, h, 1, 0);
+    col_extreme(a, b, w, h, 1, 0);
+    row_extreme(b, a, w, h, 3, 1);
+    col_extreme(a, changed, w, h, 3, 1);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t c = use_keep ? (uint8_t)(changed[i] & keep[i]) : changed[i];
+        changed[i] = c;
+        toggled[i] = c ^ prev[i];
+        prev[i] = c;
+    }
+}
+
+static PyObject *motion_points(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer small, pred, dev, keep, prev, pred8, diff, changed, toggled;
+    int w, h, floor_thr, edge_range, use_keep;
+    double k;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*w*w*w*w*iidiip:motion_points", &small, &pred, &dev, &keep, &prev, &pred8,
+                          &diff, &changed, &toggled, &w, &h, &k, &floor_thr, &edge_range, &use_keep))
+        return NULL;
+    int ok = 0;
+    const Py_ssize_t n = (Py_ssize_t)w * h;
+    const Py_ssize_t nf = n * (Py_ssize_t)sizeof(float);
+    if (w < 1 || h < 1) {
+        PyErr_Format(PyExc_ValueError, "motion_points: w and h must be positive, got w=%d h=%d", w, h);
+    } else if (floor_thr < 0 || floor_thr > 255) {
+        PyErr_Format(PyExc_ValueError, "motion_points: threshold must be in 0..255, got %d", floor_thr);
+    } else if (check_size("motion_points", &small, "small", n) == 0 && check_size("motion_points", &pred, "pred", nf) == 0 &&
+               check_size("motion_points", &dev, "deviation", nf) == 0 && check_size("motion_points", &keep, "keep", n) == 0 &&
+               check_size("motion_points", &prev, "prev", n) == 0 && check_size("motion_points", &pred8, "pred8", n) == 0 &&
+               check_size("motion_points", &diff, "diff", n) == 0 && check_size("motion_points", &changed, "changed", n) == 0 &&
+               check_size("motion_points", &toggled, "toggled", n) == 0) {
+        uint8_t *scratch = PyMem_Malloc(2 * (size_t)n);
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            motion_points_kernel(small.buf, pred.buf, dev.buf, keep.buf, prev.buf, pred8.buf, diff.buf, changed.buf,
+                                 toggled.buf, scratch, w, h, (float)k, floor_thr, edge_range, use_keep);
+            Py_END_ALLOW_THREADS
+            PyMem_Free(scratch);
+            ok = 1;
+        }
+    }
+    Py_buffer *all[] = {&small, &pred, &dev, &keep, &prev, &pred8, &diff, &changed, &toggled};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) PyBuffer_Release(all[i]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 
 static PyObject *drop_lit(PyObject *self, PyObject *args) {
     (void)self;
@@ -186,9 +345,10 @@ static PyObject *drop_lit(PyObject *self, PyObject *args) {
     } else if (x0 < 0 || y0 < 0 || x1 > w || y1 > h || x0 >= x1 || y0 >= y1) {
         PyErr_Format(PyExc_ValueError, "drop_lit: ROI x0=%d y0=%d x1=%d y1=%d is not inside a %dx%d image", x0, y0,
                      x1, y1, w, h);
-    } else if (check_size(&img, "small", n) == 0 && check_size(&ref, "pred", n * (Py_ssize_t)sizeof(float)) == 0 &&
-               check_size(&changed, "changed", n) == 0 && check_size(&lit, "lit", n) == 0 &&
-               check_size(&rest, "rest", n) == 0) {
+    } else if (check_size("drop_lit", &img, "small", n) == 0 &&
+               check_size("drop_lit", &ref, "pred", n * (Py_ssize_t)sizeof(float)) == 0 &&
+               check_size("drop_lit", &changed, "changed", n) == 0 && check_size("drop_lit", &lit, "lit", n) == 0 &&
+               check_size("drop_lit", &rest, "rest", n) == 0) {
         Py_BEGIN_ALLOW_THREADS
         mostly = drop_lit_kernel(img.buf, ref.buf, changed.buf, lit.buf, rest.buf, w, x0, y0, x1, y1);
         Py_END_ALLOW_THREADS
@@ -209,10 +369,15 @@ static PyMethodDef methods[] = {
      "In the ROI: unmark the changed pixels the texture test finds lit (marked 255 in lit), and move the other\n"
      "pixels of blobs at least half lit from changed to rest; True if there were any such. small, changed, lit\n"
      "and rest are h x w uint8, pred h x w float32, all C-contiguous; changed, lit and rest are written."},
+    {"motion_points", motion_points, METH_VARARGS,
+     "motion_points(small, pred, deviation, keep, prev, pred8, diff, changed, toggled, w, h, noise_factor,\n"
+     "              threshold, edge_range, use_keep) -> None\n\n"
+     "The point-wise and 3x3 stages of MotionStack.step for one camera's h x w frame: writes pred8, diff,\n"
+     "changed and toggled, and updates prev. pred and deviation are float32, the others uint8; all C-contiguous."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "detectors._kernels",
-                                    "drop_lit of detectors/lit.py at the changed pixels only.", -1, methods};
+                                    "The motion kernel's point-wise stages and drop_lit of detectors/lit.py, compiled.", -1, methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

@@ -1,4 +1,4 @@
-"""drop_lit of detectors/lit.py at the changed pixels only (compiled from _kernels.c)."""
+"""The motion kernel's compiled stages (detectors/_kernels.c): drop_lit of lit.py, and the point-wise stages."""
 
 import numpy as np
 import numpy.typing as npt
@@ -21,3 +21,26 @@ def drop_lit(
     and move the other pixels of blobs at least half lit from ``changed`` to ``rest``; True if there were any.
     All five images are C-contiguous ``h x w`` (``pred`` float32, the others uint8); ``changed``, ``lit`` and
     ``rest`` are written. Raises ``ValueError`` naming the argument of a wrong size."""
+
+def motion_points(
+    small: npt.NDArray[np.uint8],
+    pred: npt.NDArray[np.float32],
+    deviation: npt.NDArray[np.float32],
+    keep: npt.NDArray[np.uint8],
+    prev: npt.NDArray[np.uint8],
+    pred8: npt.NDArray[np.uint8],
+    diff: npt.NDArray[np.uint8],
+    changed: npt.NDArray[np.uint8],
+    toggled: npt.NDArray[np.uint8],
+    w: int,
+    h: int,
+    noise_factor: float,
+    threshold: int,
+    edge_range: int,
+    use_keep: bool,
+    /,
+) -> None:
+    """The point-wise and 3x3 stages of ``MotionStack.step`` for one camera's ``h x w`` frame, as its cv2 calls
+    did them: writes ``pred8``, ``diff``, ``changed`` and ``toggled``, and sets ``prev`` to ``changed``. ``pred``
+    and ``deviation`` are float32, the others uint8; all C-contiguous. Raises ``ValueError`` naming the argument
+    of a wrong size."""

@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detectors.lit import KERNEL3, cores_with_rim, drop_lit
+from detectors import _kernels
+from detectors.lit import drop_lit
 from ingest.reader import downscale
 
 BBox = tuple[float, float, float, float]
@@ -50,8 +51,7 @@ _LOG_STEPS = 40.0
 _GAIN_LUT = np.asarray(2.0 ** ((np.arange(256, dtype=np.float64) - 128.0) / _LOG_STEPS), dtype=np.float32)
 _GAIN_MIN_S, _GAIN_MAX_S = np.array([0.2]), np.array([5.0])
 # Local 3x3 range of the background (luma levels) up to which no shake tolerance is given.
-_EDGE_RANGE = 10.0
-_EDGE_RANGE_S = np.array([_EDGE_RANGE])
+_EDGE_RANGE = 10
 # The whole picture a quarter brighter or darker than the background at once: lights switched, a cloud, the
 # iris. The gain map explains most of it, but the background is re-learnt (about a second, no events) anyway.
 _RELIGHT_GAIN = 1.25
@@ -174,9 +174,8 @@ class KernelOut:
 class MotionStack:
     """Background state of ``slots`` cameras of one working size, stacked as ``(slots, h, w)`` arrays.
 
-    ``step`` runs the point-wise and 3x3 stages once over the rows of all stepped slots (one cv2 call each);
-    only the stages with per-camera parameters loop. With one slot this is the per-camera detector.
-    The 3x3 stages see one row of the neighbouring camera at each frame's top and bottom edge.
+    ``step`` applies the lighting gain to all stepped slots at once and runs the rest per slot (the point-wise
+    and 3x3 stages in one compiled call each). With one slot this is the per-camera detector.
     """
 
     def __init__(self, slots: int, width: int, height: int) -> None:
@@ -192,7 +191,10 @@ class MotionStack:
         self._prev = np.zeros(shape, np.uint8)
         self._gain = np.ones(shape, np.float32)
         self._unity = [True] * slots  # a list: numpy's all() on a few bools costs 7 us cold, every frame
-        self._thr = np.zeros(shape, np.uint8)
+        # The compiled point-wise stage's outputs, read by _finish in the same step.
+        self._pred8 = np.zeros(shape, np.uint8)
+        self._diff = np.zeros(shape, np.uint8)
+        self._toggled = np.zeros(shape, np.uint8)
         self.keep = np.full(shape, 255, np.uint8)
         self._keeps_all = [True] * slots  # no excluded pixel: the mask is skipped
         self._last_t = np.full(slots, np.nan)
@@ -240,37 +242,40 @@ class MotionStack:
                 gains.append(1.0)
             else:
                 gains.append(self._gain_map(slot))
-        # Point-wise and 3x3 stages over all n frames at once: (n*h, w) images.
-        small2 = small.reshape(n * h, w)
         # Most frames of most cameras see no lighting change: then the background itself is the prediction
         # (read only until each slot's update in _finish, which comes after that slot's last use of it).
         pred: F32 = bg.reshape(n * h, w)
         if not all(self._unity[start:stop]):
             pred = np.asarray(cv2.multiply(pred, self._gain[rows].reshape(n * h, w)), dtype=np.float32)
-        pred8 = cv2.convertScaleAbs(pred)
-        # Shake tolerance on edges only: a pixel may move by one working pixel (4 source pixels) without
-        # counting, so near a strong edge the local range beyond _EDGE_RANGE is forgiven; on flat or finely
-        # textured ground a faint object keeps its full contrast.
-        edge = cv2.subtract(cv2.morphologyEx(pred8, cv2.MORPH_GRADIENT, KERNEL3), _EDGE_RANGE_S)
-        diff = cv2.subtract(cv2.absdiff(small2, pred8), edge)
-        thr = self._thr[rows]
-        for i in range(n):
-            cv2.convertScaleAbs(self.deviation[start + i], thr[i], params[i].noise_factor)
-            cv2.max(thr[i], _scalar(params[i].threshold), thr[i])
-        changed = self.changed[rows].reshape(n * h, w)
-        cv2.compare(diff, thr.reshape(n * h, w), cv2.CMP_GT, changed)
-        cores_with_rim(changed, changed)  # specks dropped, real objects given their rim back
-        if not all(self._keeps_all[start:stop]):
-            cv2.bitwise_and(changed, self.keep[rows].reshape(n * h, w), changed)
-        toggled = cv2.bitwise_xor(changed, self._prev[rows].reshape(n * h, w)).reshape(n, h, w)
-        self._prev[rows] = changed.reshape(n, h, w)
-        diff3 = diff.reshape(n, h, w)
         pred3 = pred.reshape(n, h, w)
-        pred8_3 = pred8.reshape(n, h, w)
         out: list[KernelOut] = []
         for i in range(n):
-            frame = _Prepared(diff3[i], toggled[i], pred3[i], pred8_3[i])
-            out.append(self._finish(start + i, t_s[i], params[i], force[i], fresh[i], gains[i], frame))
+            slot, p = start + i, params[i]
+            # The point-wise and 3x3 stages in one compiled call (detectors/_kernels.c; the dozen cv2 calls it
+            # replaced cost ten times as much on a 160x90 frame, most of it per-call overhead). Shake tolerance on
+            # edges only: a pixel may move by one working pixel (4 source pixels) without counting, so near a
+            # strong edge the local range beyond _EDGE_RANGE is forgiven, while on flat or finely textured ground
+            # a faint object keeps its full contrast. Then the noise-adaptive threshold, the opening (specks
+            # dropped, real objects given their rim back), the exclusions and the pixels that toggled.
+            _kernels.motion_points(
+                small[i],
+                pred3[i],
+                self.deviation[slot],
+                self.keep[slot],
+                self._prev[slot],
+                self._pred8[slot],
+                self._diff[slot],
+                self.changed[slot],
+                self._toggled[slot],
+                w,
+                h,
+                p.noise_factor,
+                p.threshold,
+                _EDGE_RANGE,
+                not self._keeps_all[slot],
+            )
+            frame = _Prepared(self._diff[slot], self._toggled[slot], pred3[i], self._pred8[slot])
+            out.append(self._finish(slot, t_s[i], p, force[i], fresh[i], gains[i], frame))
         return out
 
     def _gain_map(self, slot: int) -> float:

@@ -1,0 +1,77 @@
+"""The compiled motion stages (detectors/_kernels.c) against the cv2 calls they replace, pixel for pixel."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from detectors import _kernels
+from detectors.lit import KERNEL3, cores_with_rim
+
+U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+EDGE_RANGE = np.array([10.0])
+
+
+def _cv2_points(
+    small: U8, pred: F32, dev: F32, keep: U8 | None, prev: U8, k: float, floor: int
+) -> tuple[U8, U8, U8, U8]:
+    """The point-wise and 3x3 stages as MotionStack.step ran them in cv2 before they were compiled."""
+    pred8 = cv2.convertScaleAbs(pred)
+    edge = cv2.subtract(cv2.morphologyEx(pred8, cv2.MORPH_GRADIENT, KERNEL3), EDGE_RANGE)
+    diff = cv2.subtract(cv2.absdiff(small, pred8), edge)
+    thr = cv2.convertScaleAbs(dev, None, k)
+    cv2.max(thr, np.array([float(floor)]), thr)
+    changed = np.asarray(cv2.compare(diff, thr, cv2.CMP_GT), np.uint8)
+    cores_with_rim(changed, changed)
+    if keep is not None:
+        cv2.bitwise_and(changed, keep, changed)
+    toggled = cv2.bitwise_xor(changed, prev)
+    return np.asarray(pred8, np.uint8), np.asarray(diff, np.uint8), changed, np.asarray(toggled, np.uint8)
+
+
+def _case(seed: int, h: int = 90, w: int = 160) -> tuple[U8, F32, F32, U8, U8]:
+    rng = np.random.default_rng(seed)
+    bg = cv2.GaussianBlur(rng.normal(120, 50, (h, w)).astype(np.float32), (0, 0), float(rng.uniform(0.5, 3)))
+    pred = np.clip(bg, 0, 260).astype(np.float32)  # a lit prediction may exceed 255: saturates
+    # Halves round to even in cv2 (cvRound): put some exactly on .5.
+    pred[rng.random((h, w)) < 0.05] = np.float32(100.5)
+    small = np.clip(pred + rng.normal(0, 6, (h, w)), 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(0, 8))):
+        y, x = int(rng.integers(-5, h)), int(rng.integers(-5, w))
+        small[max(0, y) : y + int(rng.integers(2, 20)), max(0, x) : x + int(rng.integers(2, 20))] = rng.integers(0, 255)
+    dev = np.abs(rng.normal(2, 2, (h, w))).astype(np.float32)
+    dev[rng.random((h, w)) < 0.05] = np.float32(2.125)  # x4 = 8.5: a tie
+    prev = np.where(rng.random((h, w)) < 0.1, 255, 0).astype(np.uint8)
+    keep = np.full((h, w), 255, np.uint8)
+    keep[: h // 3, : w // 4] = 0
+    return small, pred, dev, keep, prev
+
+
+@pytest.mark.parametrize("shape", [(90, 160), (120, 160), (7, 5), (1, 9)])
+@pytest.mark.parametrize("use_keep", [False, True])
+def test_motion_points_match_the_cv2_calls(shape: tuple[int, int], use_keep: bool) -> None:
+    h, w = shape
+    for seed in range(20):
+        small, pred, dev, keep, prev = _case(seed, h, w)
+        want = _cv2_points(small, pred, dev, keep if use_keep else None, prev, 4.0, 8)
+        got = [np.empty((h, w), np.uint8) for _ in range(4)]
+        prev_c = prev.copy()
+        pred8, diff, changed, toggled = got
+        _kernels.motion_points(
+            small, pred, dev, keep, prev_c, pred8, diff, changed, toggled, w, h, 4.0, 8, 10, use_keep
+        )
+        for name, a, b in zip(("pred8", "diff", "changed", "toggled"), got, want, strict=True):
+            assert np.array_equal(a, b), f"seed {seed}: {name} differs in {np.count_nonzero(a != b)} pixels"
+        assert np.array_equal(prev_c, want[2])  # prev becomes this frame's changed mask
+
+
+def test_motion_points_names_a_wrong_argument() -> None:
+    small, pred, dev, keep, prev = _case(0)
+    a, b, c, d = (np.empty_like(small) for _ in range(4))
+    with pytest.raises(ValueError, match="deviation has 14400 bytes"):
+        _kernels.motion_points(small, pred, dev.astype(np.uint8), keep, prev, a, b, c, d, 160, 90, 4.0, 8, 10, False)
+    with pytest.raises(ValueError, match=r"threshold must be in 0\.\.255, got 300"):
+        _kernels.motion_points(small, pred, dev, keep, prev, a, b, c, d, 160, 90, 4.0, 300, 10, False)
