@@ -292,6 +292,109 @@ static void motion_points_kernel(const uint8_t *restrict small, const float *res
     }
 }
 
+/* chroma_level in source.py: mean |U - mean U| + mean |V - mean V| over every step-th sample of every step-th
+ * row, as its cv2 calls compute it (sums in double; the deviation of each float32 sample from the mean rounded to
+ * float32). u and v are planes of `rows` rows of line bytes; a sample of column j lies at byte j * xstride. */
+static double chroma_spread_kernel(const uint8_t *u, const uint8_t *v, int rows, int cols, int line, int xstride,
+                                   int step) {
+    double su = 0, sv = 0;
+    long n = 0;
+    for (int y = 0; y < rows; y += step)
+        for (int j = 0; j < cols; j += step) {
+            su += u[(size_t)y * line + (size_t)j * xstride];
+            sv += v[(size_t)y * line + (size_t)j * xstride];
+            n++;
+        }
+    if (n == 0) return 0.0;
+    const float mu = (float)(su / n), mv = (float)(sv / n);
+    double du = 0, dv = 0;
+    for (int y = 0; y < rows; y += step)
+        for (int j = 0; j < cols; j += step) {
+            du += fabsf((float)u[(size_t)y * line + (size_t)j * xstride] - mu);
+            dv += fabsf((float)v[(size_t)y * line + (size_t)j * xstride] - mv);
+        }
+    return du / n + dv / n;
+}
+
+static PyObject *chroma_spread(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer u, v;
+    int rows, cols, line, xstride, step, voffset;
+    if (!PyArg_ParseTuple(args, "y*y*iiiiii:chroma_spread", &u, &v, &rows, &cols, &line, &xstride, &step, &voffset))
+        return NULL;
+    double out = -1.0;
+    const Py_ssize_t need = (Py_ssize_t)(rows - 1) * line + (Py_ssize_t)(cols - 1) * xstride + 1;
+    if (rows < 1 || cols < 1 || step < 1 || xstride < 1 || line < 1 || voffset < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "chroma_spread: rows=%d cols=%d line=%d xstride=%d step=%d voffset=%d must be positive", rows,
+                     cols, line, xstride, step, voffset);
+    } else if (u.len < need || v.len < need + voffset) {
+        PyErr_Format(PyExc_ValueError, "chroma_spread: planes of %zd and %zd bytes, need %zd", u.len, v.len, need);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        out = chroma_spread_kernel(u.buf, (const uint8_t *)v.buf + voffset, rows, cols, line, xstride, step);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&u);
+    PyBuffer_Release(&v);
+    return out < 0 ? NULL : PyFloat_FromDouble(out);
+}
+
+/* The tamper check's measurements (tamper.py), as its cv2 calls compute them: mean and standard deviation of the
+ * frame (cv2.meanStdDev), and the mean of |Laplacian| saturated at 255 (cv2.Laplacian, 3x3 aperture
+ * [2 0 2; 0 -8 0; 2 0 2], borders reflected as BORDER_REFLECT_101, then cv2.convertScaleAbs and cv2.mean), over
+ * the pixels where valid is set (all when valid is NULL). */
+static void tamper_stats_kernel(const uint8_t *img, const uint8_t *valid, int w, int h, double out[3]) {
+    double s = 0, sq = 0, lap = 0;
+    long n = 0;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *up = img + (size_t)reflect101(y - 1, h) * w;
+        const uint8_t *row = img + (size_t)y * w;
+        const uint8_t *down = img + (size_t)reflect101(y + 1, h) * w;
+        for (int x = 0; x < w; x++) {
+            if (valid && !valid[(size_t)y * w + x]) continue;
+            const int xl = reflect101(x - 1, w), xr = reflect101(x + 1, w);
+            const int v = 2 * (up[xl] + up[xr] + down[xl] + down[xr]) - 8 * row[x];
+            const int a = v < 0 ? -v : v;
+            s += row[x];
+            sq += (double)row[x] * row[x];
+            lap += a > 255 ? 255 : a;
+            n++;
+        }
+    }
+    if (n == 0) {
+        out[0] = out[1] = out[2] = 0.0;
+        return;
+    }
+    const double scale = 1.0 / n, mean = s * scale, var = sq * scale - mean * mean;
+    out[0] = mean;
+    out[1] = sqrt(var > 0 ? var : 0);
+    out[2] = lap * scale;
+}
+
+static PyObject *tamper_stats(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer img, valid;
+    int w, h, use_valid;
+    if (!PyArg_ParseTuple(args, "y*y*iip:tamper_stats", &img, &valid, &w, &h, &use_valid)) return NULL;
+    double out[3];
+    int ok = 0;
+    const Py_ssize_t n = (Py_ssize_t)w * h;
+    if (w < 1 || h < 1) {
+        PyErr_Format(PyExc_ValueError, "tamper_stats: w and h must be positive, got w=%d h=%d", w, h);
+    } else if (check_size("tamper_stats", &img, "small", n) == 0 &&
+               (!use_valid || check_size("tamper_stats", &valid, "valid", n) == 0)) {
+        Py_BEGIN_ALLOW_THREADS
+        tamper_stats_kernel(img.buf, use_valid ? valid.buf : NULL, w, h, out);
+        Py_END_ALLOW_THREADS
+        ok = 1;
+    }
+    PyBuffer_Release(&img);
+    PyBuffer_Release(&valid);
+    if (!ok) return NULL;
+    return Py_BuildValue("(ddd)", out[0], out[1], out[2]);
+}
+
 static PyObject *motion_points(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer small, pred, dev, keep, prev, pred8, diff, changed, toggled;
@@ -374,6 +477,14 @@ static PyMethodDef methods[] = {
      "              threshold, edge_range, use_keep) -> None\n\n"
      "The point-wise and 3x3 stages of MotionStack.step for one camera's h x w frame: writes pred8, diff,\n"
      "changed and toggled, and updates prev. pred and deviation are float32, the others uint8; all C-contiguous."},
+    {"chroma_spread", chroma_spread, METH_VARARGS,
+     "chroma_spread(u, v, rows, cols, line, xstride, step, voffset) -> float\n\n"
+     "Mean absolute deviation of U plus that of V over every step-th sample of every step-th row; a sample of\n"
+     "row y, column j lies at byte y * line + j * xstride (+ voffset in v)."},
+    {"tamper_stats", tamper_stats, METH_VARARGS,
+     "tamper_stats(small, valid, w, h, use_valid) -> (mean, std, mean_abs_laplacian)\n\n"
+     "The tamper check's measurements of an h x w uint8 frame over the pixels where valid is set (all unless\n"
+     "use_valid), as cv2.meanStdDev, and cv2.Laplacian (3x3), cv2.convertScaleAbs and cv2.mean compute them."},
     {NULL, NULL, 0, NULL},
 };
 

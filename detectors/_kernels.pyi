@@ -1,7 +1,12 @@
 """The motion kernel's compiled stages (detectors/_kernels.c): drop_lit of lit.py, and the point-wise stages."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
+
+# Anything with the buffer protocol (a numpy array, a PyAV plane); collections.abc.Buffer is Python 3.12+.
+Buffer = Any
 
 def drop_lit(
     small: npt.NDArray[np.uint8],
@@ -44,3 +49,15 @@ def motion_points(
     did them: writes ``pred8``, ``diff``, ``changed`` and ``toggled``, and sets ``prev`` to ``changed``. ``pred``
     and ``deviation`` are float32, the others uint8; all C-contiguous. Raises ``ValueError`` naming the argument
     of a wrong size."""
+
+def chroma_spread(
+    u: Buffer, v: Buffer, rows: int, cols: int, line: int, xstride: int, step: int, voffset: int, /
+) -> float:
+    """Mean absolute deviation of U plus that of V over every ``step``-th sample of every ``step``-th row; a
+    sample of row ``y``, column ``j`` lies at byte ``y * line + j * xstride`` (plus ``voffset`` in ``v``)."""
+
+def tamper_stats(
+    small: npt.NDArray[np.uint8], valid: npt.NDArray[np.uint8], w: int, h: int, use_valid: bool, /
+) -> tuple[float, float, float]:
+    """Mean, standard deviation and mean |Laplacian| (3x3, saturated at 255) of an ``h x w`` uint8 frame over the
+    pixels where ``valid`` is set (all unless ``use_valid``), as the tamper check's cv2 calls compute them."""

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from detectors import _kernels
 from detectors.events import EventType
 
 SIGNATURE_COLUMNS = 32
@@ -160,10 +161,12 @@ class TamperDetector:
             self._shape = (small_hw.shape[0], small_hw.shape[1])
             self.relearn(t_s)
             self._next_check = t_s + p.check_interval_s
-        mean_a, std_a = cv2.meanStdDev(small_hw, mask=valid_hw)
-        mean, std = float(mean_a[0, 0]), float(std_a[0, 0])
-        lap = cv2.convertScaleAbs(cv2.Laplacian(small_hw, cv2.CV_16S, ksize=3))
-        sharp = float(cv2.mean(lap, mask=valid_hw)[0]) / (std + 1.0)
+        # Contrast and mean |Laplacian| in one compiled pass (detectors/_kernels.c), the values of cv2.meanStdDev
+        # and of cv2.Laplacian, convertScaleAbs and mean: four calls that cost ~30 us in the engine, every second.
+        h, w = small_hw.shape
+        valid = small_hw if valid_hw is None else valid_hw
+        mean, std, lap = _kernels.tamper_stats(small_hw, valid, w, h, valid_hw is not None)
+        sharp = lap / (std + 1.0)
         if valid_hw is not self._valid:
             # The privacy mask is the camera's, the same array every frame: its signature samples once.
             self._valid = valid_hw

@@ -75,3 +75,18 @@ def test_motion_points_names_a_wrong_argument() -> None:
         _kernels.motion_points(small, pred, dev.astype(np.uint8), keep, prev, a, b, c, d, 160, 90, 4.0, 8, 10, False)
     with pytest.raises(ValueError, match=r"threshold must be in 0\.\.255, got 300"):
         _kernels.motion_points(small, pred, dev, keep, prev, a, b, c, d, 160, 90, 4.0, 300, 10, False)
+
+
+@pytest.mark.parametrize("shape", [(90, 160), (120, 160), (3, 4), (1, 7)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_tamper_stats_match_the_cv2_calls(shape: tuple[int, int], masked: bool) -> None:
+    h, w = shape
+    rng = np.random.default_rng(h * w)
+    for _ in range(10):
+        img = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        img[: h // 2] = 255 - img[: h // 2] // 8  # a bright, flat part and a saturating Laplacian
+        valid = np.where(rng.random((h, w)) < 0.7, 255, 0).astype(np.uint8) if masked else None
+        mean_a, std_a = cv2.meanStdDev(img, mask=valid)
+        lap = cv2.mean(cv2.convertScaleAbs(cv2.Laplacian(img, cv2.CV_16S, ksize=3)), mask=valid)[0]
+        got = _kernels.tamper_stats(img, img if valid is None else valid, w, h, valid is not None)
+        assert got == pytest.approx((mean_a[0, 0], std_a[0, 0], lap), rel=1e-12, abs=1e-9)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import av
+import cv2
 import numpy as np
 import pytest
 
-from detectors.source import chroma_level, luma_frame
+from detectors.source import CHROMA_STEP, chroma_level, luma_frame
 from detectors.zones import Zone, ZoneKind
 from ingest.reader import detect_size
 
@@ -45,3 +46,28 @@ def test_luma_frame_size_privacy_and_ownership(detect_width: int) -> None:
     assert (lf.luma_hw[: h // 2 - 1, : w // 2 - 1] == 0).all()
     assert lf.luma_hw[h // 2 + 1 :, w // 2 + 1 :].mean() > 20
     assert lf.t_s == 1.5 and lf.chroma_level is not None and lf.chroma_level > 3
+
+
+def _chroma_level_cv2(frame: av.VideoFrame) -> float:
+    """chroma_level as cv2 and numpy calls, before it was compiled: the compiled form must agree."""
+    p1 = frame.planes[1]
+    plane1 = np.frombuffer(memoryview(p1), np.uint8).reshape(p1.height, p1.line_size)
+    if frame.format.name in ("nv12", "nv21"):
+        uv = plane1[::CHROMA_STEP, : 2 * (frame.width // 2)]
+        u, v = uv[:, 0::2][:, ::CHROMA_STEP], uv[:, 1::2][:, ::CHROMA_STEP]
+    else:
+        p2 = frame.planes[2]
+        plane2 = np.frombuffer(memoryview(p2), np.uint8).reshape(p2.height, p2.line_size)
+        u = plane1[::CHROMA_STEP, : p1.width : CHROMA_STEP]
+        v = plane2[::CHROMA_STEP, : p1.width : CHROMA_STEP]
+    uv = np.dstack((u, v)).astype(np.float32)
+    mean = cv2.mean(uv)
+    spread = cv2.mean(cv2.absdiff(uv, np.array([mean[0], mean[1], 0.0, 0.0])))
+    return float(spread[0] + spread[1])
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuvj420p", "nv12", "nv21", "yuv444p", "yuv422p"])
+@pytest.mark.parametrize("saturated", [False, True])
+def test_chroma_level_matches_the_cv2_form(fmt: str, saturated: bool) -> None:
+    frame = colour_frame(fmt, saturated)
+    assert chroma_level(frame) == pytest.approx(_chroma_level_cv2(frame), rel=1e-12, abs=1e-12)
