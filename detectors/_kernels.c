@@ -395,6 +395,65 @@ static PyObject *tamper_stats(PyObject *self, PyObject *args) {
     return Py_BuildValue("(ddd)", out[0], out[1], out[2]);
 }
 
+/* The lighting grid's ratio and unity test (MotionStack._gain_map and _unity_everywhere in motion.py), as their
+ * cv2 calls compute them: ratio = (small + bias) / (background + bias) in float; unity when every cell lies
+ * strictly within (1/band, band) (compared in double, as cv2.minMaxLoc's results are), or when every
+ * median x median window (borders replicated) holds a majority of cells within [1/band, band] (compared in
+ * float, as cv2.inRange does). Returns 1 for unity, 0 if not. */
+static int gain_ratio_kernel(const uint8_t *small, const float *bg, float *ratio, int gw, int gh, float bias,
+                             double band, int median) {
+    const size_t n = (size_t)gw * gh;
+    float lo = 0, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float r = ((float)small[i] + bias) / (bg[i] + bias);
+        ratio[i] = r;
+        if (i == 0 || r < lo) lo = r;
+        if (i == 0 || r > hi) hi = r;
+    }
+    if ((double)lo > 1.0 / band && (double)hi < band) return 1;
+    if (gw < median || gh < median) return 0;
+    const float flo = (float)(1.0 / band), fhi = (float)band;
+    const int r = median / 2, majority = median * median / 2 + 1;
+    for (int y = 0; y < gh; y++)
+        for (int x = 0; x < gw; x++) {
+            int inside = 0;
+            for (int dy = -r; dy <= r; dy++) {
+                const int yy = y + dy < 0 ? 0 : (y + dy >= gh ? gh - 1 : y + dy);
+                for (int dx = -r; dx <= r; dx++) {
+                    const int xx = x + dx < 0 ? 0 : (x + dx >= gw ? gw - 1 : x + dx);
+                    const float v = ratio[(size_t)yy * gw + xx];
+                    inside += v >= flo && v <= fhi;
+                }
+            }
+            if (inside < majority) return 0;
+        }
+    return 1;
+}
+
+static PyObject *gain_ratio(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer small, bg, ratio;
+    int gw, gh, median;
+    double bias, band;
+    if (!PyArg_ParseTuple(args, "y*y*w*iiddi:gain_ratio", &small, &bg, &ratio, &gw, &gh, &bias, &band, &median))
+        return NULL;
+    int unity = -1;
+    const Py_ssize_t n = (Py_ssize_t)gw * gh;
+    if (gw < 1 || gh < 1 || median < 1 || band <= 1.0) {
+        PyErr_Format(PyExc_ValueError, "gain_ratio: gw=%d gh=%d median=%d must be positive and band > 1", gw, gh,
+                     median);
+    } else if (check_size("gain_ratio", &small, "small_grid", n) == 0 &&
+               check_size("gain_ratio", &bg, "bg_grid", n * (Py_ssize_t)sizeof(float)) == 0 &&
+               check_size("gain_ratio", &ratio, "ratio", n * (Py_ssize_t)sizeof(float)) == 0) {
+        unity = gain_ratio_kernel(small.buf, bg.buf, ratio.buf, gw, gh, (float)bias, band, median);
+    }
+    PyBuffer_Release(&small);
+    PyBuffer_Release(&bg);
+    PyBuffer_Release(&ratio);
+    if (unity < 0) return NULL;
+    return PyBool_FromLong(unity);
+}
+
 static PyObject *motion_points(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer small, pred, dev, keep, prev, pred8, diff, changed, toggled;
@@ -485,6 +544,10 @@ static PyMethodDef methods[] = {
      "tamper_stats(small, valid, w, h, use_valid) -> (mean, std, mean_abs_laplacian)\n\n"
      "The tamper check's measurements of an h x w uint8 frame over the pixels where valid is set (all unless\n"
      "use_valid), as cv2.meanStdDev, and cv2.Laplacian (3x3), cv2.convertScaleAbs and cv2.mean compute them."},
+    {"gain_ratio", gain_ratio, METH_VARARGS,
+     "gain_ratio(small_grid, bg_grid, ratio, gw, gh, bias, band, median) -> bool\n\n"
+     "Write (small_grid + bias) / (bg_grid + bias) into ratio (gh x gw float32); True when the median-filtered\n"
+     "gain would lie within the unity band (1/band, band) in every cell."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -61,3 +61,17 @@ def tamper_stats(
 ) -> tuple[float, float, float]:
     """Mean, standard deviation and mean |Laplacian| (3x3, saturated at 255) of an ``h x w`` uint8 frame over the
     pixels where ``valid`` is set (all unless ``use_valid``), as the tamper check's cv2 calls compute them."""
+
+def gain_ratio(
+    small_grid: npt.NDArray[np.uint8],
+    bg_grid: npt.NDArray[np.float32],
+    ratio: npt.NDArray[np.float32],
+    gw: int,
+    gh: int,
+    bias: float,
+    band: float,
+    median: int,
+    /,
+) -> bool:
+    """Write ``(small_grid + bias) / (bg_grid + bias)`` into ``ratio`` (``gh x gw`` float32); True when the
+    ``median x median``-filtered gain would lie within the unity band ``(1/band, band)`` in every cell."""

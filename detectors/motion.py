@@ -45,7 +45,6 @@ GAIN_GRID_COLUMNS = 32
 GAIN_MEDIAN = 5
 # The gain ratio adds this to both terms: dark pixels (night, 0-10) would otherwise give wild ratios.
 _GAIN_BIAS = 6.0
-_GAIN_BIAS_S = np.array([_GAIN_BIAS])
 # The ratio is median-filtered as uint8 log2 steps (cv2's median over 5x5 needs 8 bits): 1/40 stop = 1.7 %.
 _LOG_STEPS = 40.0
 _GAIN_LUT = np.asarray(2.0 ** ((np.arange(256, dtype=np.float64) - 128.0) / _LOG_STEPS), dtype=np.float32)
@@ -58,7 +57,6 @@ _RELIGHT_GAIN = 1.25
 # Grid cells within this ratio of the background show no lighting change; while no median window holds a
 # majority of other cells, the gain map stays at 1.
 _UNITY_GAIN = 1.06
-_UNITY_LOW_S, _UNITY_HIGH_S = np.array([1.0 / _UNITY_GAIN]), np.array([_UNITY_GAIN])
 # Spread of a change: the share of 4x3 regions of the frame with more than 1 % of their pixels changed. People
 # and cars are compact (one to four regions); shake, and weather that survives the opening, touch most of them.
 _SPREAD_GRID = (4, 3)
@@ -202,6 +200,7 @@ class MotionStack:
         self._warm_until = np.full(slots, -np.inf)
         self._area = np.full(slots, float(width * height))
         self._grid = (GAIN_GRID_COLUMNS, max(1, round(GAIN_GRID_COLUMNS * height / width)))
+        self._ratio = np.zeros((self._grid[1], self._grid[0]), np.float32)  # the lighting grid's ratio, per step
 
     def reset(self, slot: int, exclude_hw: npt.NDArray[np.bool_] | None = None) -> None:
         """Forget slot ``slot``'s scene (new camera, new size); ``exclude_hw`` marks pixels never counted."""
@@ -282,9 +281,22 @@ class MotionStack:
         gw, gh = self._grid
         small_grid = cv2.resize(self.small[slot], (gw, gh), interpolation=cv2.INTER_AREA)
         bg_grid = cv2.resize(self.background[slot], (gw, gh), interpolation=cv2.INTER_AREA)
-        # cv2 arithmetic (no numpy temporaries), and the clip only where the ratio is used: this runs every frame.
-        ratio = cv2.divide(cv2.add(small_grid, _GAIN_BIAS_S, dtype=cv2.CV_32F), cv2.add(bg_grid, _GAIN_BIAS_S))
-        if self._unity_everywhere(np.asarray(ratio, dtype=np.float32)):
+        # The ratio and the unity test in one compiled call (detectors/_kernels.c; the values of the cv2 calls
+        # add, add, divide, minMaxLoc, inRange, boxFilter and minMaxLoc, which cost ~30 us in the engine). Unity
+        # when every cell lies within the band, or when some do not (a person, a car, a lamp's small pool) but no
+        # median window holds a majority of them: a median of 25 values of which at least 13 lie within the band
+        # lies within it too, so the median-filtered gain would be within the band everywhere.
+        ratio = self._ratio
+        if _kernels.gain_ratio(
+            np.asarray(small_grid, np.uint8),
+            np.asarray(bg_grid, np.float32),
+            ratio,
+            gw,
+            gh,
+            _GAIN_BIAS,
+            _UNITY_GAIN,
+            GAIN_MEDIAN,
+        ):
             # Nothing brightened or darkened: most frames of most cameras take this path.
             if not self._unity[slot]:
                 self._gain[slot].fill(1.0)
@@ -304,27 +316,6 @@ class MotionStack:
         grid = cv2.LUT(steps, _GAIN_LUT)
         cv2.resize(grid, (self.width, self.height), self._gain[slot], interpolation=cv2.INTER_LINEAR)
         return float(cv2.mean(grid)[0])
-
-    def _unity_everywhere(self, ratio: F32) -> bool:
-        """True when the median-filtered gain would lie within the unity band in every cell (then taken as 1).
-
-        Either every cell is within the band, or some are not (a person, a car, a lamp's small pool) but no
-        median window holds a majority of them: a median of 25 values of which at least 13 lie within the band
-        lies within it too. Busy frames of steady light take the second path, which skips the logarithm, the
-        median and the upsampling of the map (about 50 us in the engine).
-        """
-        low, high = cv2.minMaxLoc(ratio)[:2]
-        if low > 1.0 / _UNITY_GAIN and high < _UNITY_GAIN:
-            return True
-        gw, gh = self._grid
-        if min(gw, gh) < GAIN_MEDIAN:
-            return False
-        inside = cv2.inRange(ratio, _UNITY_LOW_S, _UNITY_HIGH_S)
-        # Cells within the band per window, x255; the replicated border is the one the median uses.
-        per_window = cv2.boxFilter(
-            inside, cv2.CV_32F, (GAIN_MEDIAN, GAIN_MEDIAN), normalize=False, borderType=cv2.BORDER_REPLICATE
-        )
-        return bool(cv2.minMaxLoc(per_window)[0] >= 255.0 * (GAIN_MEDIAN * GAIN_MEDIAN // 2 + 1))
 
     def _finish(
         self,

@@ -90,3 +90,39 @@ def test_tamper_stats_match_the_cv2_calls(shape: tuple[int, int], masked: bool) 
         lap = cv2.mean(cv2.convertScaleAbs(cv2.Laplacian(img, cv2.CV_16S, ksize=3)), mask=valid)[0]
         got = _kernels.tamper_stats(img, img if valid is None else valid, w, h, valid is not None)
         assert got == pytest.approx((mean_a[0, 0], std_a[0, 0], lap), rel=1e-12, abs=1e-9)
+
+
+def _cv2_gain_ratio(small_grid: U8, bg_grid: F32, band: float, median: int) -> tuple[F32, bool]:
+    """The lighting grid's ratio and unity test as cv2 calls, before they were compiled."""
+    bias = np.array([6.0])
+    ratio = np.asarray(cv2.divide(cv2.add(small_grid, bias, dtype=cv2.CV_32F), cv2.add(bg_grid, bias)), np.float32)
+    low, high = cv2.minMaxLoc(ratio)[:2]
+    if low > 1.0 / band and high < band:
+        return ratio, True
+    if min(ratio.shape) < median:  # no full median window: the map is computed
+        return ratio, False
+    inside = cv2.inRange(ratio, np.array([1.0 / band]), np.array([band]))
+    per_window = cv2.boxFilter(inside, cv2.CV_32F, (median, median), normalize=False, borderType=cv2.BORDER_REPLICATE)
+    return ratio, bool(cv2.minMaxLoc(per_window)[0] >= 255.0 * (median * median // 2 + 1))
+
+
+@pytest.mark.parametrize("shape", [(18, 32), (24, 32), (5, 5), (3, 32)])
+def test_gain_ratio_matches_the_cv2_calls(shape: tuple[int, int]) -> None:
+    gh, gw = shape
+    rng = np.random.default_rng(gw * gh)
+    outcomes = set()
+    for _ in range(200):
+        bg = rng.uniform(0, 250, (gh, gw)).astype(np.float32)
+        gain = rng.choice([1.0, 1.03, 1.3, 0.7])
+        small = np.clip(np.round(bg * gain + rng.normal(0, 1, (gh, gw))), 0, 255).astype(np.uint8)
+        for _ in range(int(rng.integers(0, 8))):  # people and cars: a few cells off
+            y, x = int(rng.integers(0, gh)), int(rng.integers(0, gw))
+            small[y : y + 3, x : x + 2] = rng.integers(0, 255)
+        want, want_unity = _cv2_gain_ratio(small, bg, 1.06, 5)
+        got = np.empty_like(want)
+        got_unity = _kernels.gain_ratio(small, bg, got, gw, gh, 6.0, 1.06, 5)
+        assert np.array_equal(got, want)
+        assert got_unity == want_unity
+        outcomes.add(got_unity)
+    if gw >= 32 and gh >= 18:  # the working sizes: both outcomes were exercised
+        assert outcomes == {True, False}
