@@ -145,10 +145,8 @@ static int drop_lit_kernel(const uint8_t *img, const float *ref, uint8_t *change
     const size_t n = (size_t)rw * rh;
     int32_t *label = malloc(n * sizeof(int32_t));
     int32_t *parent = malloc((n + 1) * sizeof(int32_t));
-    int32_t *area = calloc(n + 1, sizeof(int32_t));
-    int32_t *lit_area = calloc(n + 1, sizeof(int32_t));
-    if (!label || !parent || !area || !lit_area) {
-        free(label), free(parent), free(area), free(lit_area);
+    if (!label || !parent) {
+        free(label), free(parent);
         return -1;
     }
     int32_t next = 1;
@@ -177,25 +175,40 @@ static int drop_lit_kernel(const uint8_t *img, const float *ref, uint8_t *change
             label[i] = found;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!label[i]) continue;
-        const int32_t r = find_root(parent, label[i]);
-        label[i] = r;
-        area[r]++;
-        const size_t at = (size_t)(y0 + i / rw) * w + (x0 + i % rw);
-        if (lit[at]) lit_area[r]++;
+    /* blob sizes, counted at each blob's root label */
+    int32_t *area = calloc((size_t)next, sizeof(int32_t));
+    int32_t *lit_area = calloc((size_t)next, sizeof(int32_t));
+    if (!area || !lit_area) {
+        free(label), free(parent), free(area), free(lit_area);
+        return -1;
+    }
+    for (int y = 0; y < rh; y++) {
+        const int32_t *lrow = label + (size_t)y * rw;
+        const uint8_t *litrow = lit + (size_t)(y0 + y) * w + x0;
+        for (int x = 0; x < rw; x++) {
+            if (!lrow[x]) continue;
+            const int32_t r = find_root(parent, lrow[x]);
+            area[r]++;
+            lit_area[r] += litrow[x] != 0;
+        }
     }
     int mostly = 0;
-    for (size_t i = 0; i < n; i++) {
-        const size_t at = (size_t)(y0 + i / rw) * w + (x0 + i % rw);
-        rest[at] = 0;
-        if (!label[i]) continue;
-        if (lit[at]) {
-            changed[at] = 0;
-        } else if (2 * lit_area[label[i]] >= area[label[i]]) {
-            changed[at] = 0;
-            rest[at] = 255;
-            mostly = 1;
+    for (int y = 0; y < rh; y++) {
+        const int32_t *lrow = label + (size_t)y * rw;
+        const size_t at = (size_t)(y0 + y) * w + x0;
+        uint8_t *crow = changed + at, *rrow = rest + at;
+        const uint8_t *litrow = lit + at;
+        for (int x = 0; x < rw; x++) {
+            rrow[x] = 0;
+            if (!lrow[x]) continue;
+            const int32_t r = find_root(parent, lrow[x]);
+            if (litrow[x]) {
+                crow[x] = 0;
+            } else if (2 * lit_area[r] >= area[r]) {
+                crow[x] = 0;
+                rrow[x] = 255;
+                mostly = 1;
+            }
         }
     }
     free(label), free(parent), free(area), free(lit_area);
@@ -345,31 +358,37 @@ static PyObject *chroma_spread(PyObject *self, PyObject *args) {
  * [2 0 2; 0 -8 0; 2 0 2], borders reflected as BORDER_REFLECT_101, then cv2.convertScaleAbs and cv2.mean), over
  * the pixels where valid is set (all when valid is NULL). */
 static void tamper_stats_kernel(const uint8_t *img, const uint8_t *valid, int w, int h, double out[3]) {
-    double s = 0, sq = 0, lap = 0;
-    long n = 0;
+    /* integer sums, exact: the same doubles as cv2's */
+    int64_t s = 0, sq = 0, lap = 0, n = 0;
     for (int y = 0; y < h; y++) {
         const uint8_t *up = img + (size_t)reflect101(y - 1, h) * w;
         const uint8_t *row = img + (size_t)y * w;
         const uint8_t *down = img + (size_t)reflect101(y + 1, h) * w;
+        const uint8_t *vrow = valid ? valid + (size_t)y * w : NULL;
         for (int x = 0; x < w; x++) {
-            if (valid && !valid[(size_t)y * w + x]) continue;
-            const int xl = reflect101(x - 1, w), xr = reflect101(x + 1, w);
+            int xl, xr;
+            if (x > 0 && x + 1 < w) {
+                xl = x - 1, xr = x + 1;
+            } else {
+                xl = reflect101(x - 1, w), xr = reflect101(x + 1, w);
+            }
             const int v = 2 * (up[xl] + up[xr] + down[xl] + down[xr]) - 8 * row[x];
             const int a = v < 0 ? -v : v;
-            s += row[x];
-            sq += (double)row[x] * row[x];
-            lap += a > 255 ? 255 : a;
-            n++;
+            const int on = vrow ? vrow[x] != 0 : 1;
+            s += on * row[x];
+            sq += on * row[x] * row[x];
+            lap += on * (a > 255 ? 255 : a);
+            n += on;
         }
     }
     if (n == 0) {
         out[0] = out[1] = out[2] = 0.0;
         return;
     }
-    const double scale = 1.0 / n, mean = s * scale, var = sq * scale - mean * mean;
+    const double scale = 1.0 / (double)n, mean = (double)s * scale, var = (double)sq * scale - mean * mean;
     out[0] = mean;
     out[1] = sqrt(var > 0 ? var : 0);
-    out[2] = lap * scale;
+    out[2] = (double)lap * scale;
 }
 
 static PyObject *tamper_stats(PyObject *self, PyObject *args) {
