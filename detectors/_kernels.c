@@ -473,6 +473,48 @@ static PyObject *gain_ratio(PyObject *self, PyObject *args) {
     return PyBool_FromLong(unity);
 }
 
+/* The shake test (_shifted in motion.py): the sum of |small - pred8| over the frame less its 1-pixel rim, in
+ * place and with pred8 shifted by one pixel in each of the 8 directions (the values of cv2.norm(NORM_L1), exact
+ * integers). 1 when a shifted placement sums less than the placement in place. */
+static int shifted_kernel(const uint8_t *pred8, const uint8_t *small, int w, int h) {
+    int64_t sums[9] = {0};
+    for (int y = 1; y + 1 < h; y++) {
+        const uint8_t *cur = small + (size_t)y * w;
+        int k = 0;
+        for (int dy = -1; dy <= 1; dy++) {
+            const uint8_t *ref = pred8 + (size_t)(y + dy) * w;
+            for (int dx = -1; dx <= 1; dx++, k++) {
+                int64_t acc = 0;
+                for (int x = 1; x + 1 < w; x++) acc += abs((int)cur[x] - (int)ref[x + dx]);
+                sums[k] += acc;
+            }
+        }
+    }
+    for (int k = 0; k < 9; k++)
+        if (k != 4 && sums[k] < sums[4]) return 1;
+    return 0;
+}
+
+static PyObject *shifted(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer pred8, small;
+    int w, h;
+    if (!PyArg_ParseTuple(args, "y*y*ii:shifted", &pred8, &small, &w, &h)) return NULL;
+    int out = -1;
+    const Py_ssize_t n = (Py_ssize_t)w * h;
+    if (w < 3 || h < 3) {
+        PyErr_Format(PyExc_ValueError, "shifted: the frame must be at least 3x3, got w=%d h=%d", w, h);
+    } else if (check_size("shifted", &pred8, "pred8", n) == 0 && check_size("shifted", &small, "small", n) == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        out = shifted_kernel(pred8.buf, small.buf, w, h);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&pred8);
+    PyBuffer_Release(&small);
+    if (out < 0) return NULL;
+    return PyBool_FromLong(out);
+}
+
 static PyObject *motion_points(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer small, pred, dev, keep, prev, pred8, diff, changed, toggled;
@@ -567,6 +609,10 @@ static PyMethodDef methods[] = {
      "gain_ratio(small_grid, bg_grid, ratio, gw, gh, bias, band, median) -> bool\n\n"
      "Write (small_grid + bias) / (bg_grid + bias) into ratio (gh x gw float32); True when the median-filtered\n"
      "gain would lie within the unity band (1/band, band) in every cell."},
+    {"shifted", shifted, METH_VARARGS,
+     "shifted(pred8, small, w, h) -> bool\n\n"
+     "True when pred8 shifted by one pixel in some direction matches small better (sum of absolute\n"
+     "differences over the frame less its rim) than in place; both h x w uint8, C-contiguous."},
     {NULL, NULL, 0, NULL},
 };
 

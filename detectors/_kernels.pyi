@@ -75,3 +75,7 @@ def gain_ratio(
 ) -> bool:
     """Write ``(small_grid + bias) / (bg_grid + bias)`` into ``ratio`` (``gh x gw`` float32); True when the
     ``median x median``-filtered gain would lie within the unity band ``(1/band, band)`` in every cell."""
+
+def shifted(pred8: npt.NDArray[np.uint8], small: npt.NDArray[np.uint8], w: int, h: int, /) -> bool:
+    """True when ``pred8`` shifted by one pixel in some direction matches ``small`` better (sum of absolute
+    differences over the frame less its rim) than in place; both ``h x w`` uint8, C-contiguous."""

@@ -126,3 +126,33 @@ def test_gain_ratio_matches_the_cv2_calls(shape: tuple[int, int]) -> None:
         outcomes.add(got_unity)
     if gw >= 32 and gh >= 18:  # the working sizes: both outcomes were exercised
         assert outcomes == {True, False}
+
+
+def _cv2_shifted(pred8: U8, small: U8) -> bool:
+    """The shake test as cv2.norm calls, before it was compiled."""
+    h, w = small.shape
+    cur = small[1 : h - 1, 1 : w - 1]
+    in_place = cv2.norm(cur, pred8[1 : h - 1, 1 : w - 1], cv2.NORM_L1)
+    shifts = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dx or dy]
+    return any(
+        cv2.norm(cur, pred8[1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx], cv2.NORM_L1) < in_place for dx, dy in shifts
+    )
+
+
+@pytest.mark.parametrize("shape", [(90, 160), (120, 160), (3, 3), (4, 9)])
+def test_shifted_matches_the_cv2_calls(shape: tuple[int, int]) -> None:
+    h, w = shape
+    rng = np.random.default_rng(h + w)
+    outcomes = set()
+    for _ in range(60):
+        scene = np.asarray(
+            cv2.GaussianBlur(rng.integers(0, 256, (h + 4, w + 4), dtype=np.uint8), (0, 0), 1.5), np.uint8
+        )
+        dx, dy = int(rng.integers(-2, 3)), int(rng.integers(-2, 3))
+        pred8 = np.ascontiguousarray(scene[2 : h + 2, 2 : w + 2])
+        small = np.ascontiguousarray(scene[2 + dy : h + 2 + dy, 2 + dx : w + 2 + dx])
+        got = _kernels.shifted(pred8, small, w, h)
+        assert got == _cv2_shifted(pred8, small)
+        outcomes.add(got)
+    if h >= 90:
+        assert outcomes == {True, False}
