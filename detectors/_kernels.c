@@ -515,6 +515,53 @@ static PyObject *shifted(PyObject *self, PyObject *args) {
     return PyBool_FromLong(out);
 }
 
+/* The tamper signature before its normalisation (_signature in tamper.py), as its cv2 and numpy calls compute it:
+ * both 3x3 Sobel gradients of the uint8 grid (cv2.spatialGradient, borders reflected as BORDER_REFLECT_101), x
+ * then y, as one float32 vector, multiplied by keep (0 or 1 per sample) when given, less its mean (summed in
+ * double as cv2.mean does, exact for these integers, then rounded to float32). */
+static void gradient_vector_kernel(const uint8_t *g, const float *keep, int w, int h, float *out) {
+    const size_t n = (size_t)w * h;
+    double sum = 0;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *up = g + (size_t)reflect101(y - 1, h) * w, *row = g + (size_t)y * w;
+        const uint8_t *down = g + (size_t)reflect101(y + 1, h) * w;
+        for (int x = 0; x < w; x++) {
+            const int l = reflect101(x - 1, w), r = reflect101(x + 1, w);
+            const int gx = (up[r] + 2 * row[r] + down[r]) - (up[l] + 2 * row[l] + down[l]);
+            const int gy = (down[l] + 2 * down[x] + down[r]) - (up[l] + 2 * up[x] + up[r]);
+            const size_t i = (size_t)y * w + x;
+            float vx = (float)gx, vy = (float)gy;
+            if (keep) vx *= keep[i], vy *= keep[n + i];
+            out[i] = vx;
+            out[n + i] = vy;
+            sum += (double)vx + (double)vy;
+        }
+    }
+    const float mean = (float)(sum / (double)(2 * n));
+    for (size_t i = 0; i < 2 * n; i++) out[i] -= mean;
+}
+
+static PyObject *gradient_vector(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer g, keep, out;
+    int w, h, use_keep;
+    if (!PyArg_ParseTuple(args, "y*y*w*iip:gradient_vector", &g, &keep, &out, &w, &h, &use_keep)) return NULL;
+    int ok = 0;
+    const Py_ssize_t n = (Py_ssize_t)w * h, nf = 2 * n * (Py_ssize_t)sizeof(float);
+    if (w < 1 || h < 1) {
+        PyErr_Format(PyExc_ValueError, "gradient_vector: w and h must be positive, got w=%d h=%d", w, h);
+    } else if (check_size("gradient_vector", &g, "grid", n) == 0 && check_size("gradient_vector", &out, "out", nf) == 0 &&
+               (!use_keep || check_size("gradient_vector", &keep, "keep", nf) == 0)) {
+        gradient_vector_kernel(g.buf, use_keep ? keep.buf : NULL, w, h, out.buf);
+        ok = 1;
+    }
+    PyBuffer_Release(&g);
+    PyBuffer_Release(&keep);
+    PyBuffer_Release(&out);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *motion_points(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer small, pred, dev, keep, prev, pred8, diff, changed, toggled;
@@ -613,6 +660,10 @@ static PyMethodDef methods[] = {
      "shifted(pred8, small, w, h) -> bool\n\n"
      "True when pred8 shifted by one pixel in some direction matches small better (sum of absolute\n"
      "differences over the frame less its rim) than in place; both h x w uint8, C-contiguous."},
+    {"gradient_vector", gradient_vector, METH_VARARGS,
+     "gradient_vector(grid, keep, out, w, h, use_keep) -> None\n\n"
+     "Both 3x3 Sobel gradients of the h x w uint8 grid into out (2 h w float32: x, then y), times keep when\n"
+     "use_keep, less their mean: the tamper signature before its normalisation."},
     {NULL, NULL, 0, NULL},
 };
 

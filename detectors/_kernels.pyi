@@ -79,3 +79,15 @@ def gain_ratio(
 def shifted(pred8: npt.NDArray[np.uint8], small: npt.NDArray[np.uint8], w: int, h: int, /) -> bool:
     """True when ``pred8`` shifted by one pixel in some direction matches ``small`` better (sum of absolute
     differences over the frame less its rim) than in place; both ``h x w`` uint8, C-contiguous."""
+
+def gradient_vector(
+    grid: npt.NDArray[np.uint8],
+    keep: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    w: int,
+    h: int,
+    use_keep: bool,
+    /,
+) -> None:
+    """Both 3x3 Sobel gradients of the ``h x w`` uint8 ``grid`` into ``out`` (``2 h w`` float32: x, then y),
+    times ``keep`` when ``use_keep``, less their mean: the tamper signature before its normalisation."""

@@ -156,3 +156,21 @@ def test_shifted_matches_the_cv2_calls(shape: tuple[int, int]) -> None:
         outcomes.add(got)
     if h >= 90:
         assert outcomes == {True, False}
+
+
+@pytest.mark.parametrize("shape", [(18, 32), (24, 32), (4, 4), (1, 5)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradient_vector_matches_the_cv2_calls(shape: tuple[int, int], masked: bool) -> None:
+    h, w = shape
+    rng = np.random.default_rng(h * w)
+    for _ in range(20):
+        grid = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        keep = (rng.random(2 * h * w) < 0.8).astype(np.float32)
+        gx, gy = cv2.spatialGradient(grid)
+        want = np.concatenate((gx, gy), axis=None, dtype=np.float32)
+        if masked:
+            want *= keep
+        want -= np.float32(cv2.mean(want)[0])
+        got = np.empty(2 * h * w, np.float32)
+        _kernels.gradient_vector(grid, keep, got, w, h, masked)
+        assert np.array_equal(got, want)
