@@ -1,17 +1,19 @@
-/* detectors/lit.py's drop_lit (the light-or-object texture test and its blob rule) at the changed pixels only,
- * in one call.
+/* The detectors' stages that made the most cv2 calls per frame, each compiled into one call: the motion kernel's
+ * point-wise and 3x3 stages, lit.py's drop_lit (the light-or-object texture test and its blob rule) at the changed
+ * pixels only, the lighting grid's ratio and unity test, the shake test, the tamper check's measurements and
+ * gradient signature, and the chroma level.
  *
- * Why C: on a busy frame the ROI holds a few hundred changed pixels, and the cv2 form is some 45 calls on
- * arrays of a few thousand pixels. Each call costs microseconds of overhead, more so when the code has not run
- * for a while, which is how the ingest engine runs it (once per keyframe, after a decode): it was a third of a
- * busy keyframe's analysis. Here the test costs about 75 ns per changed pixel. Above a few thousand changed
- * pixels cv2's box filters over the whole ROI are cheaper, and lit.py uses them instead.
+ * Why C: at the 160x90 working size a frame's analysis was about a hundred cv2 and numpy calls on arrays of a few
+ * thousand pixels, most of its cost per-call overhead, more so when the code has not run for a while, which is
+ * how the ingest engine runs it (once per keyframe, after a decode). On a busy street it cost a third of the
+ * keyframe's decode; compiled, about a sixth (docs/detectors.md, "Speed: the compiled stages").
  *
- * The arithmetic mirrors the cv2 form exactly: 5x5 box sums in double (cv2.blur of float32 sums in double; sums
- * of these values are exact in double, so order does not matter), scaled by 1/25 and rounded to float, the rest
- * in float. Compile without floating-point contraction (-ffp-contract=off): a fused multiply-add would round
- * differently from cv2's separate multiply and subtract. Borders reflect as cv2's default (BORDER_REFLECT_101)
- * at the edges of the ROI, as cv2.blur over the ROI does.
+ * Every function computes the values of the calls it replaced, bit for bit, and the tests check it against
+ * them: sums in double where cv2 sums in double (exact for these values, so their order does not matter),
+ * rounding half to even where cv2 rounds (cvRound), cv2's default borders (BORDER_REFLECT_101 for filters,
+ * outside pixels ignored for morphology), and no floating-point contraction (-ffp-contract=off): a fused
+ * multiply-add would round differently from cv2's separate multiply and add. Those that read whole frames release
+ * the GIL while they run.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -39,8 +41,9 @@ static inline int reflect101(int i, int n) {
     return i;
 }
 
-/* 255 in out where changed and lit, 0 elsewhere in the ROI [x0, x1) x [y0, y1) of w-wide images; the count, or
- * -1 when out of memory. Row by row, each run of changed pixels first sums its columns (and two beyond each end)
+/* lit_mask of lit.py at the changed pixels: 5x5 box sums in double, scaled by 1/25 and rounded to float, the rest
+ * in float; borders reflected at the edges of the ROI, as cv2.blur over the ROI does. 255 in out where changed and
+ * lit, 0 elsewhere in the ROI [x0, x1) x [y0, y1) of w-wide images; returns the count, or -1 when out of memory. Row by row, each run of changed pixels first sums its columns (and two beyond each end)
  * over the 5 rows, then each pixel adds 5 of those column sums: a third of the work of 25 taps per pixel, as
  * the pixels of a blob share their windows. */
 static long lit_changed_kernel(const uint8_t *img, const float *ref, const uint8_t *changed, uint8_t *out, int w,

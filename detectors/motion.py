@@ -1,6 +1,7 @@
 """Motion on the luma plane, for one camera or a stack of cameras: the per-pixel kernel (zones: activity.py).
 
-Per frame and camera, at a working size of about 160 px wide (cv2 calls only, no per-pixel Python):
+Per frame and camera, at a working size of about 160 px wide (cv2 calls and the compiled stages of
+``detectors/_kernels.c``, no per-pixel Python):
 
 1. area-downscale the detection frame (320x180 becomes 160x90: noise averages out, rain and snow specks fade);
 2. illumination gain: the frame/background ratio on a 32-column grid, median-filtered over 5x5 cells and
@@ -45,7 +46,7 @@ GAIN_GRID_COLUMNS = 32
 GAIN_MEDIAN = 5
 # The gain ratio adds this to both terms: dark pixels (night, 0-10) would otherwise give wild ratios.
 _GAIN_BIAS = 6.0
-# The ratio is median-filtered as uint8 log2 steps (cv2's median over 5x5 needs 8 bits): 1/40 stop = 1.7 %.
+# The ratio is median-filtered as log2 steps of 1/40 stop (1.7 %), which a LUT turns back into gains.
 _LOG_STEPS = 40.0
 _GAIN_LUT = np.asarray(2.0 ** ((np.arange(256, dtype=np.float64) - 128.0) / _LOG_STEPS), dtype=np.float32)
 _GAIN_MIN_S, _GAIN_MAX_S = np.array([0.2]), np.array([5.0])
@@ -249,12 +250,12 @@ class MotionStack:
         out: list[KernelOut] = []
         for i in range(n):
             slot, p = start + i, params[i]
-            # The point-wise and 3x3 stages in one compiled call (detectors/_kernels.c; the dozen cv2 calls it
-            # replaced cost ten times as much on a 160x90 frame, most of it per-call overhead). Shake tolerance on
-            # edges only: a pixel may move by one working pixel (4 source pixels) without counting, so near a
-            # strong edge the local range beyond _EDGE_RANGE is forgiven, while on flat or finely textured ground
-            # a faint object keeps its full contrast. Then the noise-adaptive threshold, the opening (specks
-            # dropped, real objects given their rim back), the exclusions and the pixels that toggled.
+            # The point-wise and 3x3 stages in one compiled call (detectors/_kernels.c: the values of the dozen
+            # cv2 calls it replaced, without their per-call overhead). Shake tolerance on edges only: a pixel may
+            # move by one working pixel (4 source pixels) without counting, so near a strong edge the local range
+            # beyond _EDGE_RANGE is forgiven, while on flat or finely textured ground a faint object keeps its
+            # full contrast. Then the noise-adaptive threshold, the opening (specks dropped, real objects given
+            # their rim back), the exclusions and the pixels that toggled.
             _kernels.motion_points(
                 small[i],
                 pred3[i],
