@@ -6,7 +6,7 @@
  * Why C: at the 160x90 working size a frame's analysis was about a hundred cv2 and numpy calls on arrays of a few
  * thousand pixels, most of its cost per-call overhead, more so when the code has not run for a while, which is
  * how the ingest engine runs it (once per keyframe, after a decode). On a busy street it cost a third of the
- * keyframe's decode; compiled, about a sixth (docs/detectors.md, "Speed: the compiled stages").
+ * keyframe's decode; compiled, about a seventh (docs/detectors.md, "Speed: the compiled stages").
  *
  * Every function computes the values of the calls it replaced, bit for bit, and the tests check it against
  * them: sums in double where cv2 sums in double (exact for these values, so their order does not matter),

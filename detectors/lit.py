@@ -7,8 +7,8 @@ flattens the texture instead (the sensor saturates).
 :func:`drop_lit` has two forms that agree pixel for pixel: cv2 on the box around the changed pixels
 (:func:`lit_mask` and connected components), and ``detectors/_kernels.c``, the same arithmetic at the changed
 pixels only, in one call. A busy frame has a few hundred changed pixels, where the compiled form is several times
-cheaper than the forty-odd cv2 calls; past ``KERNEL_MAX_CHANGED`` pixels (a light switch, shake) the cv2 box
-filters over the whole box are the cheaper.
+cheaper than the forty-odd cv2 calls; where more than ``KERNEL_MAX_FILL`` of the box changed (a light switch),
+the cv2 box filters over the whole box are the cheaper.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ _ZERO = np.array([0.0])
 _ONE = np.array([1.0])
 # The most blobs 16-bit labels can number (label 0 is the unchanged ground).
 MAX_16BIT_LABEL = 65_535
-# Changed pixels up to which the compiled test is used: it costs about 75 ns per changed pixel, the cv2 form
-# about 125 us warm for a whole 160x90 frame whatever changed, so they cross near 1,700 pixels warm; cold, as
-# the engine runs them, the cv2 form's forty-odd calls cost more, and the crossover lies higher.
-KERNEL_MAX_CHANGED = 2_000
+# The share of the box around the changed pixels that may be changed for the compiled test to be used. Warm, it
+# costs about 24 ns per changed pixel, the cv2 form about 86 us plus 17 ns per pixel of the box: on a 160x90
+# frame they cross near 12,000 changed pixels, nine tenths of the frame (a light switch); cold, as the engine
+# runs them, the cv2 form's forty-odd calls cost more still.
+KERNEL_MAX_FILL = 0.75
 
 
 def cores_with_rim(mask_hw: U8, dst: U8 | None = None) -> U8:
@@ -110,7 +111,7 @@ def drop_lit(small_hw: U8, pred_hw: F32, changed_hw: U8, count: int | None = Non
     roi = changed_hw[y0:y1, x0:x1]
     if count is None:
         count = int(cv2.countNonZero(changed_hw))
-    if count <= KERNEL_MAX_CHANGED:
+    if count <= KERNEL_MAX_FILL * roi.size:
         lit, rest = np.empty_like(changed_hw), np.empty_like(changed_hw)
         if _kernels.drop_lit(small_hw, pred_hw, changed_hw, lit, rest, width, height, x0, y0, x1, y1):
             kept = rest[y0:y1, x0:x1]

@@ -91,6 +91,7 @@ def test_16_and_32_bit_labels_drop_the_same_pixels(monkeypatch: pytest.MonkeyPat
         changed[y : y + h, x : x + w] = 255
     small = np.asarray(np.clip(np.round(frame), 0, 255), dtype=np.uint8)
     masks = []
+    monkeypatch.setattr(lit_module, "KERNEL_MAX_FILL", -1.0)  # the cv2 form, whose labels these are
     for limit in (lit_module.MAX_16BIT_LABEL, 0):  # 0: every frame takes the 32-bit path
         monkeypatch.setattr(lit_module, "MAX_16BIT_LABEL", limit)
         mask = changed.copy()
@@ -132,8 +133,8 @@ def test_compiled_and_cv2_forms_drop_the_same_pixels(monkeypatch: pytest.MonkeyP
         if not np.count_nonzero(changed):
             continue
         results = []
-        for limit in (10**9, -1):  # every frame to the compiled form, then every frame to cv2
-            monkeypatch.setattr(lit_module, "KERNEL_MAX_CHANGED", limit)
+        for limit in (1.0, -1.0):  # every frame to the compiled form, then every frame to cv2
+            monkeypatch.setattr(lit_module, "KERNEL_MAX_FILL", limit)
             mask = changed.copy()
             results.append((drop_lit(small, bg, mask), mask))
         (n_c, mask_c), (n_cv, mask_cv) = results
