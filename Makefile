@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml setup.py detectors/_kernels.c
 	@command -v cc >/dev/null && $(PYTHON) -c 'import os, sysconfig; assert os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev; \
 	  else echo "A C compiler and the Python headers are missing: run  sudo apt-get install -y gcc python3-dev"; exit 1; fi; }
-	[ -d $(VENV) ] || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	@echo "installing sharpeyes and its dependencies into $(VENV) (log: $(VENV)/pip.log)..."
 	@$(PY) -m pip install -q --upgrade pip > $(VENV)/pip.log 2>&1 && \
 	  $(PY) -m pip install -q -e '.[test,lint]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }

@@ -1,8 +1,8 @@
 """The one compiled module; everything else about the package is in pyproject.toml.
 
-detectors/_kernels.c holds the motion kernel's point-wise stages and the texture test at the changed pixels (why
-C: see its header). It is compiled without contraction into fused multiply-adds, which would round differently
-from the cv2 calls it mirrors.
+detectors/_kernels.c holds the detectors' compiled stages (why C: see its header). No contraction into fused
+multiply-adds, which would round differently from the cv2 calls they mirror; no trapping math, so that gcc may
+vectorize float comparisons (it changes no result: nothing here reads floating-point flags).
 """
 
 from setuptools import Extension, setup
