@@ -270,8 +270,9 @@ static void col_extreme(const uint8_t *restrict src, uint8_t *restrict dst, int 
  * - edge; thr = max(convertScaleAbs(deviation, k), floor); changed = diff > thr, eroded 3x3 and dilated 7x7
  * (pixels outside the image ignored, as cv2's default border for morphology), masked by keep; toggled = changed ^
  * prev; prev = changed. Subtractions saturate at 0. Every stage is a separable pass or a point-wise loop that the
- * compiler vectorizes: a per-pixel loop over windows cost ten times OpenCV's SIMD calls. scratch: 2 w*h bytes. */
-static void motion_points_kernel(const uint8_t *restrict small, const float *restrict pred,
+ * compiler vectorizes: a per-pixel loop over windows cost ten times OpenCV's SIMD calls. scratch: 2 w*h bytes.
+ * Returns how many pixels changed (cv2.countNonZero of the result). */
+static long motion_points_kernel(const uint8_t *restrict small, const float *restrict pred,
                                  const float *restrict dev, const uint8_t *restrict keep, uint8_t *restrict prev,
                                  uint8_t *restrict pred8, uint8_t *restrict diff, uint8_t *restrict changed,
                                  uint8_t *restrict toggled, uint8_t *restrict scratch, int w, int h, float k,
@@ -300,12 +301,15 @@ static void motion_points_kernel(const uint8_t *restrict small, const float *res
     col_extreme(a, b, w, h, 1, 0);
     row_extreme(b, a, w, h, 3, 1);
     col_extreme(a, changed, w, h, 3, 1);
+    long count = 0;
     for (size_t i = 0; i < n; i++) {
         const uint8_t c = use_keep ? (uint8_t)(changed[i] & keep[i]) : changed[i];
         changed[i] = c;
         toggled[i] = c ^ prev[i];
         prev[i] = c;
+        count += c != 0;
     }
+    return count;
 }
 
 /* chroma_level in source.py: mean |U - mean U| + mean |V - mean V| over every step-th sample of every step-th
@@ -573,7 +577,7 @@ static PyObject *motion_points(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*y*y*w*w*w*w*w*iidiip:motion_points", &small, &pred, &dev, &keep, &prev, &pred8,
                           &diff, &changed, &toggled, &w, &h, &k, &floor_thr, &edge_range, &use_keep))
         return NULL;
-    int ok = 0;
+    long count = -1;
     const Py_ssize_t n = (Py_ssize_t)w * h;
     const Py_ssize_t nf = n * (Py_ssize_t)sizeof(float);
     if (w < 1 || h < 1) {
@@ -590,17 +594,17 @@ static PyObject *motion_points(PyObject *self, PyObject *args) {
             PyErr_NoMemory();
         } else {
             Py_BEGIN_ALLOW_THREADS
-            motion_points_kernel(small.buf, pred.buf, dev.buf, keep.buf, prev.buf, pred8.buf, diff.buf, changed.buf,
-                                 toggled.buf, scratch, w, h, (float)k, floor_thr, edge_range, use_keep);
+            count = motion_points_kernel(small.buf, pred.buf, dev.buf, keep.buf, prev.buf, pred8.buf, diff.buf,
+                                         changed.buf, toggled.buf, scratch, w, h, (float)k, floor_thr, edge_range,
+                                         use_keep);
             Py_END_ALLOW_THREADS
             PyMem_Free(scratch);
-            ok = 1;
         }
     }
     Py_buffer *all[] = {&small, &pred, &dev, &keep, &prev, &pred8, &diff, &changed, &toggled};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) PyBuffer_Release(all[i]);
-    if (!ok) return NULL;
-    Py_RETURN_NONE;
+    if (count < 0) return NULL;
+    return PyLong_FromLong(count);
 }
 
 
@@ -644,9 +648,10 @@ static PyMethodDef methods[] = {
      "and rest are h x w uint8, pred h x w float32, all C-contiguous; changed, lit and rest are written."},
     {"motion_points", motion_points, METH_VARARGS,
      "motion_points(small, pred, deviation, keep, prev, pred8, diff, changed, toggled, w, h, noise_factor,\n"
-     "              threshold, edge_range, use_keep) -> None\n\n"
+     "              threshold, edge_range, use_keep) -> int\n\n"
      "The point-wise and 3x3 stages of MotionStack.step for one camera's h x w frame: writes pred8, diff,\n"
-     "changed and toggled, and updates prev. pred and deviation are float32, the others uint8; all C-contiguous."},
+     "changed and toggled, updates prev, and returns the count of changed pixels. pred and deviation are\n"
+     "float32, the others uint8; all C-contiguous."},
     {"chroma_spread", chroma_spread, METH_VARARGS,
      "chroma_spread(u, v, rows, cols, line, xstride, step, voffset) -> float\n\n"
      "Mean absolute deviation of U plus that of V over every step-th sample of every step-th row; a sample of\n"

@@ -44,11 +44,11 @@ def motion_points(
     edge_range: int,
     use_keep: bool,
     /,
-) -> None:
+) -> int:
     """The point-wise and 3x3 stages of ``MotionStack.step`` for one camera's ``h x w`` frame, as its cv2 calls
-    did them: writes ``pred8``, ``diff``, ``changed`` and ``toggled``, and sets ``prev`` to ``changed``. ``pred``
-    and ``deviation`` are float32, the others uint8; all C-contiguous. Raises ``ValueError`` naming the argument
-    of a wrong size."""
+    did them: writes ``pred8``, ``diff``, ``changed`` and ``toggled``, sets ``prev`` to ``changed``, and returns
+    how many pixels changed. ``pred`` and ``deviation`` are float32, the others uint8; all C-contiguous. Raises
+    ``ValueError`` naming the argument of a wrong size."""
 
 def chroma_spread(
     u: Buffer, v: Buffer, rows: int, cols: int, line: int, xstride: int, step: int, voffset: int, /

@@ -147,16 +147,6 @@ def _alpha(dt_s: float, tau_s: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One slot's point-wise results that its finishing stage reads (views into the step's arrays)."""
-
-    diff: U8
-    toggled: U8
-    pred: F32
-    pred8: U8
-
-
-@dataclass(frozen=True, slots=True)
 class KernelOut:
     """One slot's kernel output; ``changed_hw`` is a view into the stack, valid until its next step."""
 
@@ -256,7 +246,7 @@ class MotionStack:
             # beyond _EDGE_RANGE is forgiven, while on flat or finely textured ground a faint object keeps its
             # full contrast. Then the noise-adaptive threshold, the opening (specks dropped, real objects given
             # their rim back), the exclusions and the pixels that toggled.
-            _kernels.motion_points(
+            changed_count = _kernels.motion_points(
                 small[i],
                 pred3[i],
                 self.deviation[slot],
@@ -273,8 +263,7 @@ class MotionStack:
                 _EDGE_RANGE,
                 not self._keeps_all[slot],
             )
-            frame = _Prepared(self._diff[slot], self._toggled[slot], pred3[i], self._pred8[slot])
-            out.append(self._finish(slot, t_s[i], p, force[i], fresh[i], gains[i], frame))
+            out.append(self._finish(slot, t_s[i], p, force[i], fresh[i], gains[i], pred3[i], changed_count))
         return out
 
     def _gain_map(self, slot: int) -> float:
@@ -325,14 +314,16 @@ class MotionStack:
         force: bool,
         fresh: bool,
         gain: float,
-        frame: _Prepared,
+        pred: F32,
+        count: int,
     ) -> KernelOut:
-        diff, toggled, pred = frame.diff, frame.toggled, frame.pred
+        """The rest of ``step`` for one slot, from its point-wise outputs (``changed`` with ``count`` pixels set, and
+        the slot's diff, toggles and rounded prediction) and ``pred``, the prediction they were made from."""
+        diff, toggled = self._diff[slot], self._toggled[slot]
         changed = self.changed[slot]
         last = self._last_t[slot]
         dt = 0.0 if fresh else min(10.0, max(0.0, t_s - float(last)))
         self._last_t[slot] = t_s
-        count = cv2.countNonZero(changed)
         if count and not fresh:
             count = drop_lit(self.small[slot], pred, changed, count)
         fraction = count / self._area[slot]
@@ -348,7 +339,7 @@ class MotionStack:
         recalibrating = fresh or t_s < self._settle_until[slot]
         bg = self.background[slot]
         small = self.small[slot]
-        shaken = not recalibrating and spread >= _SHAKE_CHECK_SPREAD and _shifted(frame.pred8, small)
+        shaken = not recalibrating and spread >= _SHAKE_CHECK_SPREAD and _shifted(self._pred8[slot], small)
         # Warm-up learns noise and flicker four times faster: a reconnect should not take a minute to settle.
         speed = 4.0 if warming else 1.0
         if shaken:

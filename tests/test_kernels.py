@@ -60,9 +60,10 @@ def test_motion_points_match_the_cv2_calls(shape: tuple[int, int], use_keep: boo
         got = [np.empty((h, w), np.uint8) for _ in range(4)]
         prev_c = prev.copy()
         pred8, diff, changed, toggled = got
-        _kernels.motion_points(
+        count = _kernels.motion_points(
             small, pred, dev, keep, prev_c, pred8, diff, changed, toggled, w, h, 4.0, 8, 10, use_keep
         )
+        assert count == cv2.countNonZero(want[2])
         for name, a, b in zip(("pred8", "diff", "changed", "toggled"), got, want, strict=True):
             assert np.array_equal(a, b), f"seed {seed}: {name} differs in {np.count_nonzero(a != b)} pixels"
         assert np.array_equal(prev_c, want[2])  # prev becomes this frame's changed mask
